@@ -7,7 +7,9 @@ transformers) already owns the top-level name `kernels`.
 from setuptools import find_packages, setup
 
 packages = find_packages(include=["scaling", "scaling.*"])
-kernel_packages = ["scaling.kernels" + p[len("kernels"):] for p in find_packages(include=["kernels", "kernels.*"])]
+kernel_packages = [
+    "scaling.kernels" + p[len("kernels") :] for p in find_packages(include=["kernels", "kernels.*"])
+]
 
 setup(
     name="maws-scaling",

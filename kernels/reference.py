@@ -41,7 +41,9 @@ def mask_noise(seeds: torch.Tensor, num_patches: int) -> torch.Tensor:
     is exact in float32 (ties are broken by position, as a stable argsort does).
     """
     if seeds.dtype != torch.int64 or seeds.dim() != 1:
-        raise ValueError(f"seeds must be a 1-D int64 tensor, got {seeds.dtype} of shape {tuple(seeds.shape)}.")
+        raise ValueError(
+            f"seeds must be a 1-D int64 tensor, got {seeds.dtype} of shape {tuple(seeds.shape)}."
+        )
     lo = seeds & _M32
     hi = (seeds >> 32) & _M32
     base = _hash32(lo ^ _hash32(hi))  # [B]

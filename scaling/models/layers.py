@@ -1,0 +1,94 @@
+"""Transformer building blocks with timm's parameter names (`attn.qkv`, `mlp.fc1`, `norm1`, ...).
+
+Plain modules: no sharding, no checkpointing, no precision policy (applied by the engine, in one place).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from scaling.models.attention import attention
+
+LN_EPS = 1e-6  # timm ViT / MAE
+
+
+class PatchEmbed(nn.Module):
+    """[B, C, H, W] images -> [B, L, D] tokens by a stride-p convolution (timm key `patch_embed.proj`)."""
+
+    def __init__(self, img_size: int, patch_size: int, in_chans: int, width: int) -> None:
+        super().__init__()
+        self.img_size, self.patch_size = img_size, patch_size
+        self.grid = img_size // patch_size
+        self.num_patches = self.grid * self.grid
+        self.proj = nn.Conv2d(in_chans, width, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.img_size, self.img_size):
+            raise ValueError(
+                f"input images are {tuple(x.shape[-2:])} but the model was built for "
+                f"{self.img_size}x{self.img_size}; resize the input or build the model with img_size="
+                f"{x.shape[-1]} (position embeddings are resampled when loading weights)."
+            )
+        return self.proj(x).flatten(2).transpose(1, 2)  # [B, D, g, g] -> [B, L, D]
+
+
+class Attention(nn.Module):
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, width * 3, bias=True)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # each [B, H, N, D]
+        x = attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(B, N, C))
+
+
+class Mlp(nn.Module):
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(width, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+
+    def __init__(self, width: int, heads: int, mlp_dim: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, eps=LN_EPS)
+        self.attn = Attention(width, heads)
+        self.norm2 = nn.LayerNorm(width, eps=LN_EPS)
+        self.mlp = Mlp(width, mlp_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+def init_linear_and_norm(m: nn.Module) -> None:
+    """MAE's initialisation: xavier-uniform Linear (and the patch conv viewed as Linear), zero bias, unit LN.
+
+    Called through Module.apply, which DeepSpeed's zero.Init wraps to gather each module's own
+    parameters first, so it is safe on sharded models; it only touches `m`'s own parameters.
+    """
+    if isinstance(m, nn.Linear):
+        nn.init.xavier_uniform_(m.weight)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Conv2d):
+        w = m.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)

@@ -1,0 +1,64 @@
+"""ViT encoder with timm's key names and semantics (cls token, absolute pos-embed, pre-norm, qkv bias).
+
+State dict keys equal timm `VisionTransformer(global_pool="token", class_token=True)`:
+`cls_token, pos_embed, patch_embed.proj.*, blocks.N.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}.*,
+norm.*` and `head.*` when num_classes > 0, so `timm` loads ours with strict=True and we load timm's.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from scaling.models.layers import LN_EPS, Block, PatchEmbed, init_linear_and_norm
+from scaling.models.pos_embed import sincos_2d
+from scaling.models.registry import ViTSpec
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, spec: ViTSpec, num_classes: int = 0, pos_embed: str = "learned") -> None:
+        super().__init__()
+        if pos_embed not in ("learned", "sincos"):
+            raise ValueError(f"pos_embed must be 'learned' or 'sincos', got {pos_embed!r}.")
+        self.spec, self.num_classes, self.pos_embed_type = spec, num_classes, pos_embed
+        self.patch_embed = PatchEmbed(spec.img_size, spec.patch_size, spec.in_chans, spec.width)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, spec.width))
+        # MAE keeps the sin-cos table fixed; `learned` starts from it too (a better start than noise).
+        self.pos_embed = nn.Parameter(
+            torch.zeros(1, spec.num_patches + 1, spec.width), requires_grad=pos_embed == "learned"
+        )
+        self.blocks = nn.ModuleList([Block(spec.width, spec.heads, spec.mlp_dim) for _ in range(spec.depth)])
+        self.norm = nn.LayerNorm(spec.width, eps=LN_EPS)
+        self.head = nn.Linear(spec.width, num_classes) if num_classes > 0 else nn.Identity()
+        self.apply(self._init_module)
+
+    def _init_module(self, m: nn.Module) -> None:
+        init_linear_and_norm(m)
+        if m is self:
+            with torch.no_grad():
+                self.pos_embed.copy_(sincos_2d(self.spec.width, self.spec.grid).unsqueeze(0))
+            nn.init.normal_(self.cls_token, std=0.02)
+        if m is self.head and isinstance(m, nn.Linear):  # classifier heads start small (timm/MAE finetune)
+            nn.init.trunc_normal_(m.weight, std=2e-5 if self.num_classes > 1000 else 0.01)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] -> [B, L, D] patch tokens with their position embedding (no cls token)."""
+        return self.patch_embed(images) + self.pos_embed[:, 1:]
+
+    def cls_with_pos(self, batch: int) -> torch.Tensor:
+        return (self.cls_token + self.pos_embed[:, :1]).expand(batch, -1, -1)
+
+    def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Blocks + final norm on [B, 1 + T, D] tokens (cls first): all tokens, or only the visible ones."""
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.embed(images)
+        x = torch.cat([self.cls_with_pos(x.shape[0]), x], dim=1)
+        return self.forward_tokens(x)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] -> logits [B, num_classes], or the normed cls feature [B, D] without a head."""
+        return self.head(self.forward_features(images)[:, 0])
