@@ -1,0 +1,20 @@
+"""The input pipeline: webdataset shards (or `synthetic`) -> uint8 batches, resumable exactly.
+
+    from scaling.data import DataConfig, build_train_loader, normalize_images
+    loader = build_train_loader(cfg, stage="mae", image_size=224, micro_batch=64, rank=0, world_size=8,
+                                seed=0)
+    batch = next(loader)   # {"image": uint8 [64, 3, 224, 224], "key": [...]} (+ "target" [64, C] for wsp)
+    x = normalize_images(batch["image"].cuda(non_blocking=True), dtype=torch.bfloat16)
+    state = loader.state_dict(); ...; loader.load_state_dict(state)   # exact continuation
+
+Files, in the order data flows: shards.py (what to read) -> assignment.py (who reads what) -> lane.py (one
+worker's stream: shuffle blocks, resume, bad-data substitution) -> reader.py (tar members -> samples) ->
+decode.py + transforms.py (crop-aware JPEG decode) -> batch.py -> loader.py (workers, state, stats).
+writer.py, cli.py and bench.py are the `scaling data` commands.
+"""
+
+from scaling.data.config import DataConfig
+from scaling.data.loader import TrainLoader, build_train_loader
+from scaling.data.transforms import normalize_images
+
+__all__ = ["DataConfig", "TrainLoader", "build_train_loader", "normalize_images"]

@@ -1,0 +1,101 @@
+"""`DataConfig`: what the input pipeline reads and how, validated on construction.
+
+Filled by `scaling.config.from_dict` from the `data:` section of a run config, e.g.
+`data.train=shards/{000000..000999}.tar data.mode=epoch data.workers=8`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from scaling.config import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class DataConfig:
+    # Shards: a brace pattern (`shards/{000000..000999}.tar`), a `shards.json` manifest or its folder, a URL
+    # webdataset can open (`https://host/shards/{000..099}.tar`, `pipe:aws s3 cp ... -`), several joined with
+    # `::`, or `synthetic` (deterministic learnable images, for tests and smoke runs).
+    train: str = "synthetic"
+    val: str | None = None
+    # resampled: infinite stream, shards drawn with replacement per worker (single-pass stages; no counts
+    # needed). epoch: every sample once per epoch (needs per-shard counts: a manifest), epochs chained.
+    mode: Literal["resampled", "epoch"] = "resampled"
+    # DataLoader worker processes per rank; 0 runs the pipeline in the training process.
+    workers: int = 2
+    # Samples per shuffle block per worker: raw (encoded) samples are read a block at a time and emitted in a
+    # random order; memory per worker is about shuffle_buffer x mean JPEG size.
+    shuffle_buffer: int = 1000
+    # Width of the soft targets; 0 takes the vocabulary size from the manifest (10 for `synthetic`).
+    num_classes: int = 0
+    # Size of the `synthetic` dataset (samples per epoch in epoch mode).
+    synthetic_samples: int = 100_000
+    # cpu: decode + crop in the workers, uint8 batches on the CPU. gpu: workers only read bytes and pick
+    # crops; nvJPEG decodes the batch on the current CUDA device (batch["image"] is then a CUDA tensor).
+    decode: Literal["cpu", "gpu"] = "cpu"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    # RandomResizedCrop area lower bound for MAE (the MAE recipe: 0.2). WSP and fine-tuning use 0.08.
+    min_scale: float = 0.2
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+    # Batches each worker prepares ahead (DataLoader prefetch_factor); bounds memory with shuffle_buffer.
+    prefetch: int = 2
+    pin_memory: bool = False
+    # A shard that cannot be opened is retried this many times (retry_delay_s apart), then skipped.
+    shard_retries: int = 3
+    retry_delay_s: float = 1.0
+    # Bad-data warnings per kind are logged at most once per this many seconds (counts are always kept).
+    log_every_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.train, str) or not self.train.strip():
+            raise ConfigError(
+                "data.train is empty: set it to a shard pattern (shards/{000000..000099}.tar), a shards.json "
+                "manifest or its folder, a URL, or `synthetic`."
+            )
+        if self.mode not in ("resampled", "epoch"):
+            raise ConfigError(f"data.mode={self.mode!r}: use `resampled` (infinite stream) or `epoch`.")
+        if self.decode not in ("cpu", "gpu"):
+            raise ConfigError(
+                f"data.decode={self.decode!r}: use `cpu` or `gpu` (nvJPEG on the training GPU)."
+            )
+        if self.interpolation not in ("bilinear", "bicubic"):
+            raise ConfigError(f"data.interpolation={self.interpolation!r}: use `bilinear` or `bicubic`.")
+        _at_least(self.workers, 0, "data.workers", "use 0 to read in the training process")
+        _at_least(self.shuffle_buffer, 1, "data.shuffle_buffer", "1 disables sample shuffling")
+        _at_least(self.num_classes, 0, "data.num_classes", "0 takes the size of the manifest's vocabulary")
+        _at_least(self.synthetic_samples, 1, "data.synthetic_samples", "it is the synthetic dataset's size")
+        _at_least(self.prefetch, 1, "data.prefetch", "it is the batches each worker prepares ahead")
+        _at_least(self.shard_retries, 0, "data.shard_retries", "0 skips an unreadable shard at once")
+        self.mean = _triple(self.mean, "data.mean")
+        self.std = _triple(self.std, "data.std")
+        if min(self.std) <= 0:
+            raise ConfigError(
+                f"data.std={self.std}: every channel's std must be > 0 (ImageNet: {IMAGENET_STD})."
+            )
+        if not 0.0 < self.min_scale <= 1.0:
+            raise ConfigError(
+                f"data.min_scale={self.min_scale}: the crop's area fraction lower bound must be in (0, 1] "
+                "(MAE uses 0.2)."
+            )
+        if self.retry_delay_s < 0 or self.log_every_s < 0:
+            raise ConfigError("data.retry_delay_s and data.log_every_s are seconds and must be >= 0.")
+
+
+def _at_least(value: int, low: int, name: str, why: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name}={value!r}: must be an integer >= {low} ({why}).")
+
+
+def _triple(value: tuple[float, ...], name: str) -> tuple[float, float, float]:
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{name}={value!r}: give three numbers, one per RGB channel.") from e
+    if len(out) != 3:
+        raise ConfigError(f"{name}={value!r}: give three numbers, one per RGB channel.")
+    return out  # type: ignore[return-value]

@@ -1,0 +1,89 @@
+"""Open a data source string once, at start: shards or `synthetic`, with the checks that must fail early.
+
+A whole missing dataset is an error here, before any worker starts; single missing shards are logged and
+then retried and skipped by the reader like any unreadable shard.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scaling.config import ConfigError
+from scaling.data.config import DataConfig
+from scaling.data.reader import Item, TarSource
+from scaling.data.shards import ShardSet, is_local, list_shards, missing_local
+from scaling.data.skips import SkipCounter
+from scaling.data.synthetic import SyntheticSource, synthetic_counts
+
+log = logging.getLogger("scaling.data")
+SYNTHETIC_CLASSES = 10  # classes of `synthetic` when data.num_classes is 0
+
+
+@dataclass
+class Source:
+    name: str
+    counts: np.ndarray | None  # int64 [S] samples per shard, None when unknown
+    num_shards: int
+    num_classes: int  # size of the label vocabulary (0: unknown)
+    reader: TarSource | SyntheticSource
+    synthetic: bool = False
+    start_skips: dict[str, int] = field(default_factory=dict)  # problems found while opening
+
+    def read(self, shard: int, lo: int, hi: int | None, skips: SkipCounter) -> Iterator[Item]:
+        return self.reader.read(shard, lo, hi, skips)
+
+
+def open_source(cfg: DataConfig, spec: str, need_labels: bool) -> Source:
+    if spec.strip() == "synthetic":
+        counts = synthetic_counts(cfg.synthetic_samples)
+        classes = cfg.num_classes or SYNTHETIC_CLASSES
+        return Source("synthetic", counts, len(counts), classes, SyntheticSource(classes), synthetic=True)
+    shards = list_shards(spec)
+    _check_reachable(shards, spec)
+    if need_labels and shards.label_field == "none":
+        raise ConfigError(
+            f"{spec!r} holds no labels (its manifest says label_field none, e.g. img2dataset "
+            "shards): use stage mae, or rewrite them with labels: `scaling data write SRC OUT "
+            "--labels FILE`."
+        )
+    skips: dict[str, int] = {}
+    if shards.counts is not None and (shards.counts == 0).any():
+        skips["empty_shard"] = int((shards.counts == 0).sum())
+        log.warning("data: %d shards of %s are empty; they are skipped", skips["empty_shard"], spec)
+    reader = TarSource(shards, need_labels, cfg.shard_retries, cfg.retry_delay_s)
+    return Source(spec, shards.counts, len(shards.urls), len(shards.classes), reader, start_skips=skips)
+
+
+def _check_reachable(shards: ShardSet, spec: str) -> None:
+    missing = missing_local(shards)
+    if missing and len(missing) == len(shards.urls):
+        raise ConfigError(
+            f"data source {spec!r}: none of its {len(shards.urls)} shards exist (first: "
+            f"{missing[0]!r}). Check the path or brace pattern, or write shards with "
+            "`scaling data write SRC OUT_DIR`."
+        )
+    if missing:
+        log.error(
+            "data: %d of %d shards of %s are missing (first: %s); their samples will be skipped",
+            len(missing),
+            len(shards.urls),
+            spec,
+            missing[0],
+        )
+    remote = [u for u in shards.urls if not is_local(u)]
+    if remote and len(remote) == len(shards.urls):
+        import webdataset as wds
+
+        try:
+            with wds.gopen(remote[0], "rb") as stream:
+                head = stream.read(512)
+        except Exception as e:  # noqa: BLE001 - gopen raises whatever its transport raises
+            raise ConfigError(
+                f"data source {spec!r}: cannot open its first shard {remote[0]!r} ({e})."
+            ) from e
+        if len(head) < 512:
+            raise ConfigError(f"data source {spec!r}: its first shard {remote[0]!r} is empty or unreachable.")

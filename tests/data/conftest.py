@@ -1,0 +1,60 @@
+"""Fixtures for the data tests: real JPEGs written with PIL into real webdataset tar shards."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def jpeg_bytes(seed: int, width: int = 40, height: int = 32, quality: int = 85) -> bytes:
+    """A small real JPEG whose content depends on `seed` (smooth gradient + noise)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = rng.uniform(0, 255, 3)
+    img = (
+        base
+        + 60 * np.sin(x[..., None] / (3 + seed % 5) + rng.uniform(0, 6, 3))
+        + rng.normal(0, 8, (height, width, 3))
+    )
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_tar(path: Path, samples: list[dict[str, bytes]]) -> Path:
+    """Write samples ({"__key__": ..., "jpg": ..., "cls": ...}) as a webdataset tar at `path`."""
+    with tarfile.open(path, "w") as tar:
+        for sample in samples:
+            for ext, data in sample.items():
+                if ext != "__key__":
+                    add_member(tar, f"{sample['__key__']}.{ext}", data)
+    return path
+
+
+@pytest.fixture
+def make_images(tmp_path: Path):
+    """Folder tree of real JPEGs, one sub-folder per class: make_images(per_class=[5, 3, 4])."""
+
+    def make(per_class: list[int], root: Path | None = None) -> Path:
+        root = root or tmp_path / "images"
+        index = 0
+        for c, n in enumerate(per_class):
+            folder = root / f"class_{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for _ in range(n):
+                (folder / f"img {index}.jpg").write_bytes(jpeg_bytes(index))
+                index += 1
+        return root
+
+    return make
