@@ -1,0 +1,74 @@
+"""The numbers a user decides with, as functions of one parameter vector, so that the bootstrap carries
+uncertainty to each of them: compute-optimal N and D, the loss or accuracy at a budget, and the compute
+multiplier between two recipes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from scaling.laws.bootstrap import Bootstrap, interval
+from scaling.laws.problem import Fit
+
+# name -> f(theta) -> value; evaluated at the full-data fit and at every bootstrap draw.
+Derived = dict[str, Callable[[np.ndarray], float]]
+
+
+def allocate(p: Mapping[str, float], compute: float, flops_per_param_sample: float) -> dict[str, float]:
+    """Chinchilla's compute-optimal split of C = k N D (Hoffmann et al. 2022, eq. 4):
+    minimising A N^-alpha + B D^-beta on N D = C / k gives N_opt = G (C/k)^(beta/(alpha+beta)) with
+    G = (alpha A / (beta B))^(1/(alpha+beta)), and D_opt = (C/k) / N_opt."""
+    a, b, A, B, E = p["alpha"], p["beta"], p["A"], p["B"], p["E"]
+    nd = compute / flops_per_param_sample
+    with np.errstate(all="ignore"):
+        g = (a * A / (b * B)) ** (1.0 / (a + b))
+        n_opt = g * nd ** (b / (a + b))
+        d_opt = nd / n_opt
+        loss = E + A * n_opt**-a + B * d_opt**-b
+    return {
+        "N_opt": float(n_opt),
+        "D_opt": float(d_opt),
+        "D_per_N": float(d_opt / n_opt),
+        "loss": float(loss),
+    }
+
+
+def flops_per_param_sample(flops: np.ndarray, params: np.ndarray, samples: np.ndarray) -> float:
+    """k in C = k N D from the runs themselves (6 for dense LMs per token; a ViT's depends on patches)."""
+    return float(np.median(flops / (params * samples)))
+
+
+def compute_multiplier(fit: Fit, base: int, new: int, y: float, theta: np.ndarray | None = None) -> float:
+    """How many times more x (compute) group `base` needs than group `new` to reach y (error or loss).
+    nan where a group's law never reaches y (y at or below its floor)."""
+    law = fit.law
+    if law.inverse is None:
+        raise ValueError(
+            f"law {law.name} has no inverse in x; compare recipes with saturating, power or power_offset"
+        )
+    th = fit.values if theta is None else theta
+    pb = dict(zip(law.params, fit.layout.group_theta(th, base)))
+    pn = dict(zip(law.params, fit.layout.group_theta(th, new)))
+    xb, xn = law.inverse(pb, np.array([y]))[0], law.inverse(pn, np.array([y]))[0]
+    return float(xb / xn) if np.isfinite(xb) and np.isfinite(xn) and xn > 0 else float("nan")
+
+
+def evaluate(fit: Fit, boot: Bootstrap | None, derived: Derived, level: float) -> dict[str, dict[str, float]]:
+    """{name: {"value", "lo", "hi", "n_valid"}} for every derived quantity."""
+    out = {}
+    for name, f in derived.items():
+        value = f(fit.values)
+        draws = np.array([f(t) if np.all(np.isfinite(t)) else np.nan for t in boot.samples]) if boot else []
+        out[name] = {**interval(value, draws, level), "n_valid": int(np.isfinite(draws).sum()) if boot else 0}
+    return out
+
+
+def params_table(fit: Fit, boot: Bootstrap | None, level: float) -> dict[str, dict[str, float]]:
+    """{"alpha": {"value", "lo", "hi"}, ...} for every fitted parameter."""
+    out = {}
+    for j, name in enumerate(fit.names):
+        draws = boot.samples[:, j] if boot is not None else np.array([])
+        out[name] = interval(fit.values[j], draws, level)
+    return out

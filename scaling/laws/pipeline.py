@@ -1,0 +1,252 @@
+"""One fit, start to end: split off the backtest, select the frontier, fit, bootstrap, derive, report.
+
+`fit_table` serves results tables (one point per run), `fit_curves` whole training curves. Both return
+the FIT.json dictionary; the CLI only parses arguments, prints and writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy
+
+from scaling import __version__
+from scaling.laws import backtest
+from scaling.laws.bootstrap import Bootstrap, run_bootstrap
+from scaling.laws.convergence import DECAY, Curve, curve_points
+from scaling.laws.decisions import (
+    allocate,
+    compute_multiplier,
+    evaluate,
+    flops_per_param_sample,
+    params_table,
+)
+from scaling.laws.fit import fit
+from scaling.laws.frontier import frontier
+from scaling.laws.laws import Law
+from scaling.laws.problem import Fit, FitData
+from scaling.laws.results import Selection
+from scaling.laws.table import DataError
+
+
+@dataclass
+class FitOptions:
+    frontier: str = "none"
+    bins_per_decade: float = 4.0
+    holdout: int = 0  # number of largest runs held out
+    fit_fraction: float | None = None  # curves: fit the first fraction of each, predict the end
+    bootstrap: int = 200
+    level: float = 0.9
+    seed: int = 0
+    share: tuple[str, ...] = ()
+    allocate: list[float] = field(default_factory=list)  # compute budgets for N_opt, D_opt
+    flops_per_param_sample: float | None = None
+    predict: list[float] = field(default_factory=list)  # x values to predict y at
+    compare: tuple[str, str] | None = None  # (base recipe, new recipe) for the compute multiplier
+    at: list[float] = field(default_factory=list)  # y values (in table units) for the multiplier
+
+
+@dataclass
+class Outcome:
+    fit: Fit
+    boot: Bootstrap | None
+    report: dict
+
+
+def _frontier_select(mode: str, bins: float):
+    def select(d: FitData) -> np.ndarray:
+        x = d.X["x"] if "x" in d.X else np.prod(list(d.X.values()), axis=0)
+        live = np.ones(len(d.y), dtype=bool) if d.weight is None else d.weight > 0
+        keep = np.zeros(len(d.y), dtype=bool)
+        for g in range(len(d.groups)):  # one frontier per recipe
+            idx = np.flatnonzero((d.group == g) & live)
+            keep[idx] = frontier(x[idx], d.y[idx], mode, bins)
+        return keep
+
+    return select
+
+
+def fit_table(law: Law, sel: Selection, opt: FitOptions) -> Outcome:
+    data = sel.data
+    held = backtest.split_largest(data, sel.size, opt.holdout, len(law.params) + 1)
+    train = data.subset(~held)
+    select = _frontier_select(opt.frontier, opt.bins_per_decade) if opt.frontier != "none" else None
+    fit_data = train.subset(select(train)) if select else train
+    result = fit(law, fit_data, opt.share)
+    boot = run_bootstrap(result, train, opt.bootstrap, opt.seed, select) if opt.bootstrap else None
+    derived = _derived(law, result, boot, sel, opt)
+    x_report = data.X["x"] if "x" in data.X else sel.size
+    report = _report(law, result, boot, opt, fit_data, derived)
+    report.update(
+        {
+            "x": list(sel.x_columns) if len(sel.x_columns) > 1 else sel.x_columns[0],
+            "y": sel.y_name,
+            "y_transform": "1 - value (accuracy fitted as error rate)" if sel.y_is_accuracy else None,
+            "n_runs": int(len(np.unique(fit_data.run))),
+            "frontier_runs": sorted(set(fit_data.run.tolist())) if select else None,
+            "holdout": backtest.holdout_rows(result, boot, data.subset(held), x_report[held], opt.level),
+        }
+    )
+    report["holdout_summary"] = backtest.summarise(report["holdout"])
+    return Outcome(result, boot, report)
+
+
+def fit_curves(
+    law: Law, curves: list[Curve], opt: FitOptions, group_by: str | None = None, decay: float = DECAY
+) -> Outcome:
+    sizes = {c.params for c in curves if np.isfinite(c.params)}
+    if "N" not in law.inputs and len(sizes) > 1 and group_by != "run":
+        raise DataError(
+            f"the curves span {len(sizes)} model sizes but law {law.name} has no size term; use "
+            f"--law convergence_size, --group-by run, or --where to keep one model"
+        )
+    data = curve_points(curves, law.inputs, decay, group_by)
+    step = np.concatenate([c.step for c in curves]).astype(float)
+    if group_by == "run" and opt.holdout:
+        raise DataError(
+            "--group-by run fits each run alone, so a held-out run has no parameters; use "
+            "--fit-fraction to backtest each run on its own early curve"
+        )
+    if opt.fit_fraction is not None and opt.holdout:
+        raise DataError("--fit-fraction and --holdout are two different backtests; pick one")
+    if opt.fit_fraction is not None:
+        held = backtest.split_early(data, step, opt.fit_fraction)
+    else:
+        size = np.concatenate(
+            [np.full(len(c.step), (c.params if np.isfinite(c.params) else 1.0) * c.step[-1]) for c in curves]
+        )
+        held = backtest.split_largest(data, size, opt.holdout, len(law.params) + 1)
+    train = data.subset(~held)
+    result = fit(law, train, opt.share)
+    boot = run_bootstrap(result, train, opt.bootstrap, opt.seed) if opt.bootstrap else None
+    report = _report(law, result, boot, opt, train, {})
+    report.update(
+        {
+            "x": "step",
+            "y": "loss",
+            "y_transform": None,
+            "n_runs": len(curves),
+            "decay": decay,
+            "group_by": group_by,
+            "fit_fraction": opt.fit_fraction,
+            "holdout": backtest.holdout_rows(
+                result, boot, data.subset(held), step[held], opt.level, last_only=True
+            ),
+            "curves": [{"run": c.run, "group": c.group, "params": c.params} for c in curves],
+        }
+    )
+    report["holdout_summary"] = backtest.summarise(report["holdout"])
+    return Outcome(result, boot, report)
+
+
+def truncate(curves: list[Curve], fraction: float) -> list[Curve]:
+    """Copies of curves keeping only points up to `fraction` of each run's last step (lr schedule kept)."""
+    out = []
+    for c in curves:
+        keep = c.step <= fraction * c.step[-1]
+        t = copy.copy(c)
+        t.step, t.loss = c.step[keep], c.loss[keep]
+        t.samples = None if c.samples is None else c.samples[keep]
+        out.append(t)
+    return out
+
+
+def _derived(law: Law, result: Fit, boot: Bootstrap | None, sel: Selection, opt: FitOptions) -> dict:
+    out: dict = {}
+    level = opt.level
+    if opt.allocate:
+        if law.name != "chinchilla":
+            raise DataError("--allocate needs --law chinchilla (a law in both N and D)")
+        k = opt.flops_per_param_sample
+        if k is None:
+            if not sel.table.has("flops"):
+                raise DataError(
+                    "--allocate: the table has no flops column to infer C = k N D from; pass "
+                    "--flops-per-param-sample (6 for dense transformers per token)"
+                )
+            k = flops_per_param_sample(sel.table.numbers("flops"), sel.data.X["N"], sel.data.X["D"])
+        out["flops_per_param_sample"] = k
+        rows = []
+        for c in opt.allocate:
+            funcs = {
+                key: (lambda t, key=key, c=c: allocate(dict(zip(law.params, t)), c, k)[key])
+                for key in ("N_opt", "D_opt", "D_per_N", "loss")
+            }
+            rows.append({"compute": c, **evaluate(result, boot, funcs, level)})
+        out["allocation"] = rows
+    if opt.predict:
+        if "x" not in law.inputs:
+            raise DataError(
+                f"--predict takes x values of a one-input law; {law.name} has inputs {law.inputs}"
+            )
+        preds = []
+        for x in opt.predict:
+            for g, name in enumerate(result.layout.groups):
+                f = {"y": lambda t, x=x, g=g: float(result.predict({"x": np.array([x])}, g, t)[0])}
+                preds.append({"x": x, "group": name, **evaluate(result, boot, f, level)["y"]})
+        out["predictions"] = preds
+    if opt.compare:
+        groups = result.layout.groups
+        missing = [r for r in opt.compare if r not in groups]
+        if missing:
+            raise DataError(
+                f"--compare {','.join(opt.compare)}: no group {', '.join(missing)}; groups are "
+                f"{', '.join(groups)} (set them with --group-by)"
+            )
+        if not opt.at:
+            raise DataError("--compare needs --at Y: the accuracy (or loss) at which to compare compute")
+        base, new = groups.index(opt.compare[0]), groups.index(opt.compare[1])
+        rows = []
+        for y in opt.at:
+            y_fit = 1.0 - y if sel.y_is_accuracy else y
+            f = {"m": lambda t, y_fit=y_fit: compute_multiplier(result, base, new, y_fit, t)}
+            rows.append(
+                {
+                    "at": y,
+                    "base": opt.compare[0],
+                    "new": opt.compare[1],
+                    **evaluate(result, boot, f, level)["m"],
+                }
+            )
+        out["compute_multiplier"] = rows
+    return out
+
+
+def _report(
+    law: Law, result: Fit, boot: Bootstrap | None, opt: FitOptions, fitted: FitData, derived: dict
+) -> dict:
+    return {
+        "law": law.name,
+        "formula": law.formula,
+        "n_points": int(len(fitted.y)),
+        "groups": result.layout.groups,
+        "shared": list(result.layout.shared),
+        "params": params_table(result, boot, opt.level),
+        "objective": result.objective,
+        "converged": result.converged,
+        "message": result.message,
+        "level": opt.level,
+        "frontier": opt.frontier,
+        "bootstrap": None
+        if boot is None
+        else {
+            "n": len(boot.samples),
+            "method": boot.method,
+            "failed": boot.failed,
+            "not_converged": boot.not_converged,
+            "seed": opt.seed,
+        },
+        "bootstrap_samples": None
+        if boot is None
+        else np.where(np.isfinite(boot.samples), boot.samples, None).tolist(),
+        "derived": derived,
+        "versions": {
+            "scaling": __version__,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+        },
+    }
