@@ -58,3 +58,28 @@ def make_images(tmp_path: Path):
         return root
 
     return make
+
+
+def uneven_shards(folder: Path, sizes: list[int], labelled: bool = True, prefix: str = "s") -> list[str]:
+    """Tars of the given sizes with unique keys `{prefix}{shard}_{i}`; returns all keys in write order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = []
+    for s, n in enumerate(sizes):
+        samples = []
+        for i in range(n):
+            key = f"{prefix}{s}_{i}"
+            sample = {"__key__": key, "jpg": jpeg_bytes(s * 1000 + i)}
+            if labelled:
+                sample["cls"] = str((s + i) % 3).encode()
+            samples.append(sample)
+            keys.append(key)
+        write_tar(folder / f"{s:06d}.tar", samples)
+    return keys
+
+
+def manifest_for(folder: Path) -> Path:
+    """shards.json for the tars in `folder`, through the `scaling data inspect` code path."""
+    from scaling.data.inspect_shards import inspect, write_manifest_for
+
+    shards, results = inspect(str(folder), progress=False)
+    return write_manifest_for(shards, results)

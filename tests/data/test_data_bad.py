@@ -1,0 +1,130 @@
+"""Bad data is skipped, counted by kind, and the epoch still finishes with full, equal batches."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import jpeg_bytes, write_tar
+
+from scaling.config import ConfigError
+from scaling.data import DataConfig, build_train_loader
+from scaling.data.shards import write_manifest
+
+
+def _good(prefix: str, n: int, seed: int) -> list[dict[str, bytes]]:
+    return [{"__key__": f"{prefix}{i}", "jpg": jpeg_bytes(seed + i), "cls": b"1"} for i in range(n)]
+
+
+def _broken_dataset(folder: Path) -> tuple[list[str], dict[str, int]]:
+    """Five shards, each with one kind of damage; returns (good keys, expected skip counts)."""
+    folder.mkdir()
+    good: list[str] = []
+    a = _good("a", 10, 0)
+    whole = jpeg_bytes(99)
+    a += [
+        {"__key__": "a_cut", "jpg": whole[: len(whole) // 2], "cls": b"0"},  # truncated JPEG data
+        {"__key__": "a_junk", "jpg": b"\xff\xd8\xff" + os.urandom(300), "cls": b"0"},
+    ]  # not a JPEG
+    write_tar(folder / "a.tar", a)
+    good += [f"a{i}" for i in range(10)]
+    b = _good("b", 6, 100)
+    b += [{"__key__": "b_nolabel", "jpg": jpeg_bytes(7)}, {"__key__": "b_noimage", "cls": b"2"}]
+    write_tar(folder / "b.tar", b)
+    good += [f"b{i}" for i in range(6)]
+    write_tar(folder / "c.tar", _good("c", 10, 200))
+    data = (folder / "c.tar").read_bytes()
+    with tarfile.open(folder / "c.tar") as tar:  # cut in the middle of sample c6's image
+        cut = next(m for m in tar.getmembers() if m.name == "c6.jpg").offset_data + 100
+    (folder / "c.tar").write_bytes(data[:cut])
+    good += [f"c{i}" for i in range(6)]
+    write_tar(folder / "d.tar", [])  # empty shard
+    names, counts = ["a.tar", "b.tar", "c.tar", "d.tar", "e.tar"], [12, 8, 10, 0, 3]  # e.tar does not exist
+    write_manifest(folder, names, counts, ["x", "y", "z"], "cls")
+    expected = {
+        "corrupt_image": 2,
+        "missing_field": 2,
+        "truncated_tar": 4,
+        "unreadable_shard": 3,
+        "empty_shard": 1,
+    }
+    return good, expected
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_bad_samples_are_skipped_counted_and_the_epoch_finishes(
+    tmp_path: Path, workers: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    good, expected = _broken_dataset(tmp_path / "shards")
+    cfg = DataConfig(
+        train=str(tmp_path / "shards"),
+        mode="epoch",
+        workers=workers,
+        shuffle_buffer=4,
+        shard_retries=1,
+        retry_delay_s=0.0,
+    )
+    caplog.set_level(logging.WARNING, logger="scaling.data")
+    loader = build_train_loader(cfg, stage="wsp", image_size=16, micro_batch=3, rank=0, world_size=1, seed=0)
+    try:
+        assert loader.batches_per_epoch == 11  # 33 slots in the manifest
+        batches = [next(loader) for _ in range(11)]
+        keys = [k for b in batches for k in b["key"]]
+        assert all(b["image"].shape == (3, 3, 16, 16) and b["target"].shape == (3, 3) for b in batches)
+        assert set(keys) == set(good)  # every good sample, no broken one; substitutes fill the 11 bad slots
+        assert len(keys) == 33
+        stats = loader.stats()
+        assert {k: stats[k] for k in expected} == expected
+        assert loader.epoch == 1
+        next(loader)  # the next epoch starts normally
+    finally:
+        loader.close()
+    if workers == 0:  # worker processes log in their own process
+        assert any("missing" in r.getMessage() for r in caplog.records)
+
+
+def test_stats_survive_a_resume(tmp_path: Path) -> None:
+    _broken_dataset(tmp_path / "shards")
+    cfg = DataConfig(
+        train=str(tmp_path / "shards"), mode="epoch", workers=0, shuffle_buffer=4, retry_delay_s=0.0
+    )
+    make = lambda: build_train_loader(
+        cfg, stage="wsp", image_size=16, micro_batch=3, rank=0, world_size=1, seed=0
+    )
+    full = make()
+    keys = [next(full)["key"] for _ in range(11)]
+    first = make()
+    for _ in range(5):
+        next(first)
+    second = make()
+    second.load_state_dict(first.state_dict())
+    assert [next(second)["key"] for _ in range(6)] == keys[5:]
+    assert second.stats() == full.stats()
+
+
+def test_a_missing_dataset_is_an_error_at_start(tmp_path: Path) -> None:
+    cfg = DataConfig(train=str(tmp_path / "nowhere" / "{000..009}.tar"), workers=0)
+    with pytest.raises(ConfigError, match="none of its 10 shards exist"):
+        build_train_loader(cfg, stage="mae", image_size=16, micro_batch=2, rank=0, world_size=1, seed=0)
+
+
+def test_epoch_mode_without_counts_says_how_to_get_them(tmp_path: Path) -> None:
+    write_tar(tmp_path / "x.tar", _good("x", 3, 0))
+    cfg = DataConfig(train=str(tmp_path / "x.tar"), mode="epoch", workers=0)
+    with pytest.raises(ConfigError, match="scaling data inspect SHARDS --write-manifest"):
+        build_train_loader(cfg, stage="mae", image_size=16, micro_batch=2, rank=0, world_size=1, seed=0)
+
+
+def test_resampled_mode_reads_shards_without_a_manifest(tmp_path: Path) -> None:
+    write_tar(tmp_path / "x0.tar", _good("x", 3, 0))
+    write_tar(tmp_path / "x1.tar", [])  # an empty shard is drawn and skipped
+    cfg = DataConfig(train=str(tmp_path / "x{0..1}.tar"), workers=0, num_classes=2, retry_delay_s=0.0)
+    loader = build_train_loader(cfg, stage="wsp", image_size=16, micro_batch=2, rank=0, world_size=1, seed=0)
+    keys = {k for _ in range(10) for k in next(loader)["key"]}
+    assert keys == {"x0", "x1", "x2"}
+    assert loader.stats()["empty_shard"] >= 1
+    assert torch.equal(next(loader)["target"].sum(1), torch.ones(2))
