@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from scaling.data.decode import RESAMPLE, decode_crop, image_size, is_jpeg
+from scaling.data.decode import decode_crop, image_size, is_jpeg
 from scaling.data.reader import Item
 from scaling.data.synthetic import SyntheticImages
 from scaling.data.transforms import CropSpec, sample_box
@@ -19,19 +19,22 @@ from scaling.data.transforms import CropSpec, sample_box
 
 class CpuBatch:
     def __init__(self, spec: CropSpec, micro_batch: int, interpolation: str = "bilinear") -> None:
-        self.spec = spec
-        self.resample = RESAMPLE[interpolation]
-        self.buf = np.empty((micro_batch, spec.size, spec.size, 3), dtype=np.uint8)  # NHWC, reused
+        self.spec, self.micro_batch, self.interpolation = spec, micro_batch, interpolation
+        self._new()
+
+    def _new(self) -> None:
+        self.images = torch.empty((self.micro_batch, 3, self.spec.size, self.spec.size), dtype=torch.uint8)
 
     def put(self, i: int, item: Item, u: np.ndarray) -> None:
         assert item.image is not None
         h, w = image_size(item.image)
         left, top, cw, ch, flip = sample_box(self.spec, h, w, u)
-        decode_crop(item.image, (h, w), (left, top, cw, ch), flip, self.buf[i], self.resample)
+        decode_crop(item.image, (h, w), (left, top, cw, ch), flip, self.images[i], self.interpolation)
 
     def finish(self) -> dict[str, torch.Tensor]:
-        # One NHWC -> NCHW copy for the whole batch: uint8 [B, 3, S, S], contiguous.
-        return {"image": torch.from_numpy(self.buf).permute(0, 3, 1, 2).contiguous()}
+        out = {"image": self.images}  # uint8 [B, 3, S, S]; a fresh buffer for the next batch
+        self._new()
+        return out
 
 
 class GpuBatch:

@@ -1,4 +1,4 @@
-"""Decode only what a crop needs: JPEG DCT scaling, then one resize straight from the crop box, all uint8.
+"""Decode only what a crop needs: JPEG DCT scaling, then one uint8 resize straight from the crop box.
 
 The crop box is chosen from the header's size first (transforms.sample_box). The JPEG is then decoded at
 the smallest scale 1/f (f in 8, 4, 2, 1) that still leaves the box at least `size` pixels on each side, so
@@ -7,8 +7,8 @@ that follows shrinks by less than 2x. Only power-of-two factors are used: libjpe
 have no SIMD path and decode slower than full size (measured here: 3/8, 5/8..7/8 took 1.0-1.8x the full
 decode of a 1000x800 JPEG, while 1/2 took 0.8x and 1/8 0.65x). Entropy decoding is paid in full at any scale.
 
-Pure functions of (bytes, box, flip): no package imports, so benchmarks/gpu_decode.py can load this file
-on a machine without the rest of the toolkit.
+Pure functions of (bytes, box, flip) that import only numpy, Pillow and torch (simplejpeg if present), so
+benchmarks/gpu_decode.py can load this file on a machine without the rest of the toolkit.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import math
 import struct
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 try:  # libjpeg-turbo with DCT scaling; Pillow's draft() (1/2, 1/4, 1/8) is the fallback
@@ -25,7 +27,6 @@ try:  # libjpeg-turbo with DCT scaling; Pillow's draft() (1/2, 1/4, 1/8) is the 
 except ImportError:  # pragma: no cover - exercised on machines without simplejpeg
     simplejpeg = None
 
-RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 DECODE_ERRORS = (
     OSError,
     ValueError,
@@ -72,22 +73,20 @@ def scale_factor(crop_w: int, crop_h: int, size: int) -> int:
     return 1
 
 
-def _decode_scaled(data: bytes, height: int, width: int, f: int) -> Image.Image:
-    """The whole image decoded at (about) 1/f of its size, as an RGB or RGBX PIL image."""
+def _decode_scaled(data: bytes, height: int, width: int, f: int) -> np.ndarray:
+    """The whole image decoded at (about) 1/f of its size: uint8 [h', w', 3], C-contiguous."""
     if simplejpeg is not None and is_jpeg(data):
         try:
-            # min_height/min_width pick libjpeg-turbo's scale f exactly (see module doc for why only 2^k).
-            arr = simplejpeg.decode_jpeg(
-                data, colorspace="RGBX", min_height=math.ceil(height / f), min_width=math.ceil(width / f)
-            )  # uint8 [h/f, w/f, 4]
-            # RGBX is Pillow's own layout for RGB: frombuffer wraps the array without a copy.
-            return Image.frombuffer("RGBX", (arr.shape[1], arr.shape[0]), arr, "raw", "RGBX", 0, 1)
+            # min_height/min_width pick libjpeg-turbo's scale 1/f exactly (see module doc for why only 2^k).
+            return simplejpeg.decode_jpeg(
+                data, colorspace="RGB", min_height=math.ceil(height / f), min_width=math.ceil(width / f)
+            )
         except ValueError:
             pass  # CMYK, 12-bit, arithmetic coding...: Pillow handles more variants
-    im = Image.open(io.BytesIO(data))
-    if f > 1 and im.format == "JPEG":
-        im.draft("RGB", (math.ceil(width / f), math.ceil(height / f)))
-    return im.convert("RGB") if im.mode not in ("RGB", "RGBX") else im
+    with Image.open(io.BytesIO(data)) as im:
+        if f > 1 and im.format == "JPEG":
+            im.draft("RGB", (math.ceil(width / f), math.ceil(height / f)))
+        return np.asarray(im.convert("RGB"))
 
 
 def decode_crop(
@@ -95,19 +94,28 @@ def decode_crop(
     size_hw: tuple[int, int],
     box: tuple[int, int, int, int],
     flip: bool,
-    out: np.ndarray,
-    resample: Image.Resampling = Image.Resampling.BILINEAR,
+    out: torch.Tensor,
+    interpolation: str = "bilinear",
 ) -> None:
     """Write crop `box` = (left, top, w, h) of the image, resized to out's [S, S] and maybe mirrored, into
-    `out` (uint8 [S, S, 3] view, e.g. one row of a batch buffer). Raises ImageError on undecodable bytes."""
+    `out` (uint8 [3, S, S], e.g. one row of a batch). Raises ImageError on undecodable bytes.
+
+    The resize is torch's uint8 antialiased kernel (AVX2 on x86): same pixels as Pillow's resize to within
+    rounding, about 4x faster here, and it writes channel-first output without a strided numpy copy.
+    """
     height, width = size_hw
     left, top, cw, ch = box
-    size = out.shape[0]
+    size = out.shape[-1]
     try:
-        im = _decode_scaled(data, height, width, scale_factor(cw, ch, size))
-        sx, sy = im.size[0] / width, im.size[1] / height
-        scaled_box = (left * sx, top * sy, (left + cw) * sx, (top + ch) * sy)
-        small = np.asarray(im.resize((out.shape[1], size), resample, box=scaled_box))  # [S, S, 3 or 4]
+        arr = _decode_scaled(data, height, width, scale_factor(cw, ch, size))
     except DECODE_ERRORS as e:
         raise ImageError(f"undecodable image: {e}") from e
-    out[...] = small[:, ::-1, :3] if flip else small[:, :, :3]
+    sy, sx = arr.shape[0] / height, arr.shape[1] / width
+    # The box at the decoded scale, on whole pixels (off by < 1 decoded pixel: immaterial for a random crop).
+    x0 = min(int(round(left * sx)), arr.shape[1] - 1)
+    y0 = min(int(round(top * sy)), arr.shape[0] - 1)
+    x1 = max(x0 + 1, min(int(round((left + cw) * sx)), arr.shape[1]))
+    y1 = max(y0 + 1, min(int(round((top + ch) * sy)), arr.shape[0]))
+    crop = torch.from_numpy(arr)[y0:y1, x0:x1].permute(2, 0, 1).unsqueeze(0)  # [1, 3, h, w] view, HWC memory
+    small = F.interpolate(crop, size=(out.shape[-2], size), mode=interpolation, antialias=True)[0]
+    out.copy_(small.flip(-1) if flip else small)

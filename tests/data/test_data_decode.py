@@ -27,6 +27,10 @@ def _photo(width: int, height: int, seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
+def _hwc(image: torch.Tensor) -> np.ndarray:
+    return image.permute(1, 2, 0).numpy().astype(int)
+
+
 def _reference(data: bytes, box: tuple[int, int, int, int], size: int, flip: bool) -> np.ndarray:
     left, top, w, h = box
     im = (
@@ -44,26 +48,29 @@ def _reference(data: bytes, box: tuple[int, int, int, int], size: int, flip: boo
 def test_decode_crop_matches_full_decode(box: tuple[int, int, int, int], factor: int) -> None:
     data = _photo(640, 480)
     assert scale_factor(box[2], box[3], 224) == factor
-    out = np.zeros((224, 224, 3), np.uint8)
+    out = torch.zeros((3, 224, 224), dtype=torch.uint8)
     decode_crop(data, image_size(data), box, False, out)
     ref = _reference(data, box, 224, False)
-    assert np.abs(out.astype(int) - ref).mean() < 2.5  # DCT-domain downscale vs pixel-domain: close
+    assert np.abs(_hwc(out) - ref).mean() < 2.5  # DCT-domain downscale vs pixel-domain: close
 
 
 def test_scaled_decode_is_used_and_flip_mirrors() -> None:
     data = _photo(1600, 1200, seed=1)
     box = (0, 0, 1600, 1200)
     assert scale_factor(1600, 1200, 128) == 8
-    out, flipped = np.zeros((128, 128, 3), np.uint8), np.zeros((128, 128, 3), np.uint8)
+    out, flipped = (
+        torch.zeros((3, 128, 128), dtype=torch.uint8),
+        torch.zeros((3, 128, 128), dtype=torch.uint8),
+    )
     decode_crop(data, image_size(data), box, False, out)
     decode_crop(data, image_size(data), box, True, flipped)
-    assert np.array_equal(out[:, ::-1], flipped)
-    assert np.abs(out.astype(int) - _reference(data, box, 128, False)).mean() < 3.0
+    assert torch.equal(out.flip(-1), flipped)
+    assert np.abs(_hwc(out) - _reference(data, box, 128, False)).mean() < 3.0
 
 
 def test_undecodable_bytes_raise_image_error() -> None:
     good = jpeg_bytes(1)
-    out = np.zeros((8, 8, 3), np.uint8)
+    out = torch.zeros((3, 8, 8), dtype=torch.uint8)
     with pytest.raises(ImageError):
         decode_crop(good[: len(good) // 2], image_size(good), (0, 0, 40, 32), False, out)
     with pytest.raises(ImageError):
@@ -76,9 +83,9 @@ def test_non_jpeg_and_grayscale_decode() -> None:
     png = io.BytesIO()
     Image.new("RGBA", (50, 40), (10, 200, 30, 255)).save(png, "PNG")
     for data, rgb in ((buf.getvalue(), (77, 77, 77)), (png.getvalue(), (10, 200, 30))):
-        out = np.zeros((16, 16, 3), np.uint8)
+        out = torch.zeros((3, 16, 16), dtype=torch.uint8)
         decode_crop(data, image_size(data), (5, 5, 30, 30), False, out)
-        assert np.abs(out.reshape(-1, 3).mean(0) - rgb).max() < 2
+        assert np.abs(_hwc(out).reshape(-1, 3).mean(0) - rgb).max() < 2
 
 
 def test_sample_box_follows_random_resized_crop() -> None:
@@ -127,8 +134,8 @@ def test_gpu_decode_path_on_cpu_matches_cpu_decode() -> None:
     assert images.shape == (4, 3, 64, 64) and images.dtype == torch.uint8 and bad == [3]
     assert torch.equal(images[3], images[0])  # the broken slot takes the next good image, cyclically
     for i in range(3):
-        ref = np.zeros((64, 64, 3), np.uint8)
+        ref = torch.zeros((3, 64, 64), dtype=torch.uint8)
         decode_crop(datas[i], (240, 320), tuple(boxes[i].tolist()), bool(flips[i]), ref)
-        diff = (images[i].permute(1, 2, 0).int() - torch.from_numpy(ref).int()).abs().float().mean()
+        diff = (images[i].int() - ref.int()).abs().float().mean()
         assert diff < 4.0, i
     assert math.isfinite(float(images.float().mean()))
