@@ -18,6 +18,7 @@ cases are recorded as skipped. A short table is printed last. Target: under 3 mi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -93,6 +94,21 @@ def bench_ms(fn: Callable[[], object], grad_to_none: list[torch.Tensor] | None =
     from triton.testing import do_bench
 
     return float(do_bench(fn, warmup=10, rep=40, grad_to_none=grad_to_none, return_mode="median"))
+
+
+def kernel_ms(fn: Callable[[], object], iters: int = 10) -> float:
+    """GPU time of fn's kernels alone (profiler, summed per call): do_bench's wall time also holds the
+    CPU launch cost, which dominates small memory-bound ops such as masking."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            fn()
+        torch.cuda.synchronize()
+    events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    return sum(e.device_time for e in events) / iters / 1000.0
 
 
 def qkv_views(qkv: torch.Tensor, heads: int, head_dim: int):
@@ -263,14 +279,25 @@ def time_masking_case(side: str, B: int, L: int, D: int, K: int) -> dict:
         impls = {"fused": lambda: fused_unshuffle_fill(x, mt, ids_restore, pos),
                  "reference": lambda: unshuffle_fill_reference(x, mt, ids_restore, pos)}
         leaves = [x, mt, pos]
+    def fwd_bwd(fn: Callable) -> None:
+        for t in leaves:
+            t.grad = None
+        fn().backward(g)
+
     res: dict = {"impl": {}}
     for name, fn in impls.items():
         with torch.no_grad():
             fwd = bench_ms(fn)
-        fb = bench_ms(lambda fn=fn: fn().backward(g), grad_to_none=leaves)
-        res["impl"][name] = {"fwd_ms": fwd, "fwd_bwd_ms": fb}
-    for key in ("fwd_ms", "fwd_bwd_ms"):
-        res["speedup_" + key] = res["impl"]["reference"][key] / res["impl"]["fused"][key]
+        r = res["impl"][name] = {"fwd_ms": fwd, "fwd_bwd_ms": bench_ms(lambda fn=fn: fwd_bwd(fn))}
+        try:
+            with torch.no_grad():
+                r["fwd_kernel_ms"] = kernel_ms(fn)
+            r["fwd_bwd_kernel_ms"] = kernel_ms(lambda fn=fn: fwd_bwd(fn))
+        except Exception as e:  # the profiler is a nice-to-have
+            r["kernel_ms_error"] = f"{type(e).__name__}: {str(e)[:200]}"
+    for key in ("fwd_ms", "fwd_bwd_ms", "fwd_kernel_ms", "fwd_bwd_kernel_ms"):
+        if key in res["impl"]["fused"] and key in res["impl"]["reference"]:
+            res["speedup_" + key] = res["impl"]["reference"][key] / res["impl"]["fused"][key]
     return res
 
 
@@ -288,35 +315,47 @@ def run_timing(rep: Report, quick: bool, budget_s: float) -> None:
             rep.save()
 
 
-def run_sweep(rep: Report) -> None:
-    """Time candidate block configs per kernel at N=257 for each padded head dim (fwd, dkdv, dq apart)."""
+# Candidate (m, n, warps, stages) per attention kernel for --sweep; the first of each is a neighbour of the
+# shipped config, the others vary one thing at a time.
+SWEEP_CANDIDATES = {
+    "fwd": [(64, 64, 4, 3), (64, 32, 4, 3), (64, 128, 4, 3), (128, 64, 8, 3), (64, 64, 4, 4),
+            (128, 64, 4, 3)],
+    "dkdv": [(32, 64, 4, 3), (16, 64, 4, 3), (32, 32, 4, 3), (64, 64, 4, 3), (32, 128, 8, 3),
+             (32, 64, 4, 2)],
+    "dq": [(64, 32, 4, 3), (64, 64, 4, 3), (32, 64, 4, 3), (64, 16, 4, 3), (128, 32, 8, 3), (64, 32, 4, 4)],
+}
+
+
+def sweep_case(kernel: str, cand: tuple[int, ...], key: int, args: tuple) -> dict:
     from scaling.kernels import attention as attn
 
-    candidates = {
-        "fwd": [(128, 64, 4, 3), (128, 128, 8, 3), (64, 64, 4, 3), (128, 64, 8, 3), (128, 32, 4, 4)],
-        "dkdv": [(32, 128, 4, 3), (64, 64, 4, 3), (32, 64, 4, 3), (64, 128, 8, 3), (32, 128, 8, 3)],
-        "dq": [(128, 32, 4, 3), (64, 64, 4, 3), (128, 64, 8, 3), (64, 32, 4, 3), (128, 32, 8, 3)],
-    }
-    for H, D in ((16, 64), (32, 128)):
-        N, dtype = 257, torch.bfloat16
-        B = round(TOKENS_PER_CASE / N)
-        q, k, v, do = (torch.randn(B, H, N, D, device=DEVICE, dtype=dtype) for _ in range(4))
-        block_d = attn._block_d(D)
-        base = attn.GPU_CONFIGS[block_d]
-        o, lse = attn._forward(q, k, v)
-        for kernel, cands in candidates.items():
-            for cand in cands:
-                blocks = attn.Blocks(*cand)
-                cfg = attn.AttentionConfig(**{**base.__dict__, kernel: blocks})
-                attn.GPU_CONFIGS[block_d] = cfg
-                case = {"D": D, "H": H, "N": N, "B": B, "kernel": kernel, "blocks": cand}
-                if kernel == "fwd":
-                    rep.run("sweep", case, lambda *a: {"ms": bench_ms(lambda: attn._forward(*a))}, q, k, v)
-                else:
-                    rep.run("sweep", case, lambda *a: {"ms_bwd_total": bench_ms(lambda: attn._backward(*a))},
-                            q, k, v, o, lse, do)
-                attn.GPU_CONFIGS[block_d] = base
-        rep.save()
+    base = attn.GPU_CONFIGS[key]
+    attn.GPU_CONFIGS[key] = attn.AttentionConfig(**{**base.__dict__, kernel: attn.Blocks(*cand)})
+    try:
+        if kernel == "fwd":
+            return {"ms": bench_ms(lambda: attn._forward(*args[:3]))}
+        return {"ms": bench_ms(lambda: attn._backward(*args))}
+    finally:
+        attn.GPU_CONFIGS[key] = base
+
+
+def run_sweep(rep: Report, lens: tuple[int, ...] = (197, 1025)) -> None:
+    """Time SWEEP_CANDIDATES, one kernel varied at a time from GPU_CONFIGS, for each tile width
+    (D = 64, 80, 128) and sequence length, in bf16. The backward is timed whole (delta, dK/dV, dQ)."""
+    from scaling.kernels import attention as attn
+
+    for H, D in ((16, 64), (16, 80), (32, 128)):
+        key = min(k for k in attn.GPU_CONFIGS if k >= sum(attn.head_split(D)))
+        for N in lens:
+            B = round(TOKENS_PER_CASE / N)
+            q, k, v, do = (torch.randn(B, H, N, D, device=DEVICE, dtype=torch.bfloat16) for _ in range(4))
+            o, lse = attn._forward(q, k, v)
+            for kernel, cands in SWEEP_CANDIDATES.items():
+                for cand in cands:
+                    case = {"D": D, "H": H, "N": N, "B": B, "kernel": kernel, "blocks": cand}
+                    rep.run("sweep", case, sweep_case, kernel, cand, key, (q, k, v, o, lse, do))
+            del q, k, v, do, o, lse
+            rep.save()
 
 
 # ----------------------------------------------------------------------------------------------- output
@@ -328,16 +367,18 @@ def print_table(data: dict) -> None:
         if not c.get("ok"):
             print("  FAILED", {k: v for k, v in c.items() if k != "seed"})
     for s in data["sweep"]:
-        print("  sweep", s.get("D"), s.get("kernel"), s.get("blocks"), s.get("ms", s.get("ms_bwd_total")),
-              s.get("error", ""))
-    print(f"\n{'masking':10}{'fwd ref/fused ms':>24}{'x':>6}{'fwd+bwd ref/fused ms':>26}{'x':>6}")
+        print("  sweep", *(s.get(k) for k in ("D", "N", "kernel", "blocks", "ms")), s.get("error", ""))
+    print(f"\n{'masking':9}{'':10}{'fwd ref/fused ms':>22}{'x':>6}{'fwd+bwd ref/fused ms':>24}{'x':>6}")
     for c in data["masking"]:
         if "impl" not in c:
-            print(f"{c['side']:10} error: {c.get('error')}")
+            print(f"{c['side']:9} error: {c.get('error')}")
             continue
         r, f = c["impl"]["reference"], c["impl"]["fused"]
-        print(f"{c['side']:10}{r['fwd_ms']:>12.3f}/{f['fwd_ms']:<11.3f}{c['speedup_fwd_ms']:>6.1f}"
-              f"{r['fwd_bwd_ms']:>13.3f}/{f['fwd_bwd_ms']:<12.3f}{c['speedup_fwd_bwd_ms']:>6.1f}")
+        for label, suffix in (("wall", "ms"), ("kernels", "kernel_ms")):
+            a, b = "fwd_" + suffix, "fwd_bwd_" + suffix
+            if a in f and b in f and a in r and b in r:
+                print(f"{c['side']:9}{label:10}{r[a]:>11.3f}/{f[a]:<10.3f}{c['speedup_' + a]:>6.1f}"
+                      f"{r[b]:>12.3f}/{f[b]:<11.3f}{c['speedup_' + b]:>6.1f}")
     print(f"\n{'attention':9}{'N':>5}{'B':>6}{'fused fwd':>10}{'best sdpa':>22}{'x':>6}"
           f"{'fused f+b':>10}{'best sdpa':>22}{'x':>6}{'TF/s f+b':>9}")
     for c in data["attention"]:
@@ -367,8 +408,11 @@ def main(argv: list[str] | None = None) -> int:
     import triton
 
     os.environ.pop("TRITON_INTERPRET", None)
+    from scaling.kernels import attention
+
     rep.data.update(device=torch.cuda.get_device_name(), capability=list(torch.cuda.get_device_capability()),
-                    torch=torch.__version__, triton=triton.__version__, cuda=torch.version.cuda)
+                    torch=torch.__version__, triton=triton.__version__, cuda=torch.version.cuda,
+                    attention_configs={k: dataclasses.asdict(v) for k, v in attention.GPU_CONFIGS.items()})
     rep.save()
     if args.sweep:
         run_sweep(rep)

@@ -60,7 +60,8 @@ def cdiv(a: int, b: int) -> int:
 
 
 def launch_device(t: torch.Tensor) -> contextlib.AbstractContextManager:
-    """Make `t`'s GPU current for the launch (Triton launches on the current device)."""
-    if t.device.type == "cuda":
+    """Make `t`'s GPU current for the launch (Triton launches on the current device); a no-op when it
+    already is, the usual case of one GPU per process."""
+    if t.device.type == "cuda" and t.device.index != torch.cuda.current_device():
         return torch.cuda.device(t.device)
     return contextlib.nullcontext()

@@ -1,14 +1,15 @@
 """Fused non-causal attention (FlashAttention-2 style), forward and backward, for (B, H, N, D) tensors.
 
 Equals `reference.attention_reference` (softmax(q k^T / sqrt(D)) v) up to float rounding; never builds the
-N x N score matrix. Forward: one program per (batch*head, 128-query block) streams key blocks with an online
+N x N score matrix. Forward: one program per (batch*head, query block) streams key blocks with an online
 softmax and stores O and the per-row log-sum-exp. Backward is split in three deterministic kernels (no
 atomics): delta = rowsum(dO * O), then dK/dV per key block looping over query blocks, then dQ per query
 block looping over key blocks (it recomputes the scores once more instead of accumulating dQ atomically).
 
-Block sizes are fixed per padded head dim (no autotuning: the compile cost stays predictable, a few
-seconds per dtype and head dim); under the Triton interpreter small blocks are used so CPU tests cover
-several blocks and ragged tails.
+A head dim that is not a power of two is held as two column parts (80 = 64 + 16, `head_split`), so D=80
+costs 80 columns of work rather than 128, without copying or padding the tensors. Block sizes are fixed
+per tile width (no autotuning: the compile cost stays predictable, a few seconds per dtype and head dim);
+under the Triton interpreter small blocks are used so CPU tests cover several blocks and ragged tails.
 """
 
 from __future__ import annotations
@@ -43,25 +44,37 @@ class AttentionConfig:
     delta_rows: int = 64
 
 
-# Keyed by BLOCK_D (head dim rounded up to a power of two). Chosen for H100/H200 (sm90) from a small sweep;
-# the dict is module state so a benchmark can try others.
+# Keyed by the tile width DA + DB (see `head_split`): 64 for D <= 64, 96 for 80 (64 + 16) and 96 (64 + 32),
+# 128 above. Chosen on an H200 with `benchmarks/bench_kernels_gpu.py --sweep` (bf16, N = 197 and 1025,
+# whole-backward time per dK/dV or dQ candidate); module state, so a benchmark can try others. Small
+# query steps in dK/dV (16 rows) suit the short ViT sequences; D=128 uses 32-key forward steps, best at
+# N <= 257 (N = 1025 prefers 64: 5% slower here).
 GPU_CONFIGS: dict[int, AttentionConfig] = {
-    16: AttentionConfig(Blocks(128, 64, 4, 3), Blocks(32, 128, 4, 3), Blocks(128, 32, 4, 3)),
-    32: AttentionConfig(Blocks(128, 64, 4, 3), Blocks(32, 128, 4, 3), Blocks(128, 32, 4, 3)),
-    64: AttentionConfig(Blocks(128, 64, 4, 3), Blocks(32, 128, 4, 3), Blocks(128, 32, 4, 3)),
-    128: AttentionConfig(Blocks(128, 64, 8, 3), Blocks(32, 128, 8, 3), Blocks(128, 32, 8, 3)),
+    64: AttentionConfig(fwd=Blocks(64, 64, 4, 3), dkdv=Blocks(16, 64, 4, 3), dq=Blocks(64, 32, 4, 3)),
+    96: AttentionConfig(fwd=Blocks(64, 64, 4, 3), dkdv=Blocks(16, 64, 4, 3), dq=Blocks(64, 32, 4, 3)),
+    128: AttentionConfig(fwd=Blocks(64, 32, 4, 3), dkdv=Blocks(32, 64, 4, 3), dq=Blocks(64, 32, 4, 3)),
 }
 INTERPRETER_CONFIG = AttentionConfig(Blocks(32, 16), Blocks(16, 32), Blocks(32, 16), delta_rows=32)
 
 
-def _block_d(head_dim: int) -> int:
-    return max(16, 1 << (head_dim - 1).bit_length())
+def _pow2_at_least(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
+def head_split(head_dim: int) -> tuple[int, int]:
+    """Columns (DA, DB) the kernels hold a head of `head_dim` in: DA a power of two, DB 0 or a power of
+    two >= 16 (tl.dot needs K >= 16); DA + DB >= head_dim, the excess read as zeros. 64 -> (64, 0),
+    80 -> (64, 16), 128 -> (128, 0), 72 -> (64, 16)."""
+    da = max(16, 1 << (head_dim.bit_length() - 1))
+    rest = head_dim - da
+    return da, (0 if rest <= 0 else max(16, _pow2_at_least(rest)))
 
 
 def config_for(head_dim: int, device: torch.device) -> AttentionConfig:
     if device.type == "cpu":
         return INTERPRETER_CONFIG
-    return GPU_CONFIGS[_block_d(head_dim)]
+    width = sum(head_split(head_dim))
+    return GPU_CONFIGS[min(k for k in GPU_CONFIGS if k >= width)]
 
 
 def supports_fused_attention(q: torch.Tensor) -> tuple[bool, str]:
@@ -115,15 +128,15 @@ def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.T
 
     B, H, N, D = q.shape
     cfg = config_for(D, q.device)
+    da, db = head_split(D)
     o = _support.new_output((B, H, N, D), q.dtype, q.device)
     lse = _support.new_output((B * H, N), torch.float32, q.device)  # base-2 log-sum-exp of scaled scores
     qk_scale = (1.0 / math.sqrt(D)) * math.log2(math.e)
     grid = (_support.cdiv(N, cfg.fwd.m), B * H)
     with _support.launch_device(q):
         kt.attn_fwd_kernel[grid](
-            q, k, v, o, lse, *_strides(q), *_strides(k), *_strides(v), *_strides(o), H, N, qk_scale,
-            HEAD_DIM=D, BLOCK_D=_block_d(D), BLOCK_M=cfg.fwd.m, BLOCK_N=cfg.fwd.n,
-            PRECISION=_precision(q.dtype),
+            q, k, v, o, lse, *_strides(q), *_strides(k), *_strides(v), H, N, qk_scale,
+            HEAD_DIM=D, DA=da, DB=db, BLOCK_M=cfg.fwd.m, BLOCK_N=cfg.fwd.n, PRECISION=_precision(q.dtype),
             num_warps=cfg.fwd.warps, num_stages=cfg.fwd.stages,
         )
     return o, lse
@@ -136,7 +149,7 @@ def _backward(
 
     B, H, N, D = q.shape
     cfg = config_for(D, q.device)
-    block_d = _block_d(D)
+    da, db = head_split(D)
     sm_scale = 1.0 / math.sqrt(D)
     qk_scale = sm_scale * math.log2(math.e)
     precision = _precision(q.dtype)
@@ -147,17 +160,16 @@ def _backward(
     qkv_do_strides = (*_strides(q), *_strides(k), *_strides(v), *_strides(do))
     with _support.launch_device(q):
         kt.attn_bwd_delta_kernel[(_support.cdiv(N, cfg.delta_rows), B * H)](
-            o, do, delta, *_strides(o), *_strides(do), H, N,
-            HEAD_DIM=D, BLOCK_D=block_d, BLOCK_M=cfg.delta_rows,
+            o, do, delta, *_strides(do), H, N, HEAD_DIM=D, BLOCK_D=_pow2_at_least(D), BLOCK_M=cfg.delta_rows,
         )
         kt.attn_bwd_dkdv_kernel[(_support.cdiv(N, cfg.dkdv.n), B * H)](
             q, k, v, do, lse, delta, dk, dv, *qkv_do_strides, H, N, qk_scale, sm_scale,
-            HEAD_DIM=D, BLOCK_D=block_d, BLOCK_M=cfg.dkdv.m, BLOCK_N=cfg.dkdv.n, PRECISION=precision,
+            HEAD_DIM=D, DA=da, DB=db, BLOCK_M=cfg.dkdv.m, BLOCK_N=cfg.dkdv.n, PRECISION=precision,
             num_warps=cfg.dkdv.warps, num_stages=cfg.dkdv.stages,
         )
         kt.attn_bwd_dq_kernel[(_support.cdiv(N, cfg.dq.m), B * H)](
             q, k, v, do, lse, delta, dq, *qkv_do_strides, H, N, qk_scale, sm_scale,
-            HEAD_DIM=D, BLOCK_D=block_d, BLOCK_M=cfg.dq.m, BLOCK_N=cfg.dq.n, PRECISION=precision,
+            HEAD_DIM=D, DA=da, DB=db, BLOCK_M=cfg.dq.m, BLOCK_N=cfg.dq.n, PRECISION=precision,
             num_warps=cfg.dq.warps, num_stages=cfg.dq.stages,
         )
     return dq, dk, dv
@@ -181,7 +193,7 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
 
     q, k, v: (B, H, N, D), same shape, dtype and device, any strides (views of one qkv projection are
     read in place, never copied). Any N >= 1; 8 <= D <= 128 with D % 8 == 0 (64, 80, 128 for ViT-B to
-    ViT-6.5B; 80 is padded to 128 inside the kernel). dtypes: float16, bfloat16, float32 on CUDA (fp32
+    ViT-6.5B; 80 runs as 64 + 16 columns inside the kernel). dtypes: float16, bfloat16, float32 on CUDA (fp32
     accumulation; fp32 inputs use exact fp32 products, no TF32); float32/float16 on CPU under the Triton
     interpreter (TRITON_INTERPRET=1). Returns a contiguous (B, H, N, D) tensor of q's dtype equal to
     `scaling.kernels.attention_reference(q, k, v)` up to rounding. Raises ValueError naming what is

@@ -9,6 +9,7 @@ same torch sums over the same layouts, so gradients are bit-identical too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -56,9 +57,10 @@ def _dtype_ok(dtype: torch.dtype, device: torch.device) -> tuple[bool, str]:
     return False, f"dtype {dtype} not supported on {where}; supported: {', '.join(map(str, dtypes))}"
 
 
-def _require(cond: bool, fn: str, msg: str) -> None:
+def _require(cond: bool, fn: str, msg: str | Callable[[], str]) -> None:
+    # msg may be a lambda: the message is only formatted on failure (this runs on every training step).
     if not cond:
-        raise ValueError(f"{fn}: {msg}.")
+        raise ValueError(f"{fn}: {msg() if callable(msg) else msg}.")
 
 
 def _pos_2d(pos_embed: torch.Tensor, L: int, D: int, fn: str, device: torch.device) -> torch.Tensor:
@@ -66,9 +68,9 @@ def _pos_2d(pos_embed: torch.Tensor, L: int, D: int, fn: str, device: torch.devi
         tuple(pos_embed.shape) in ((L, D), (1, L, D)), fn,
         f"pos_embed must be [{L}, {D}] or [1, {L}, {D}], got {tuple(pos_embed.shape)}",
     )
-    _require(pos_embed.device == device, fn, f"pos_embed is on {pos_embed.device}, expected {device}")
+    _require(pos_embed.device == device, fn, lambda: f"pos_embed is on {pos_embed.device}, expected {device}")
     ok, reason = _dtype_ok(pos_embed.dtype, device)
-    _require(ok, fn, "pos_embed " + reason)
+    _require(ok, fn, lambda: "pos_embed " + reason)
     return pos_embed.reshape(L, D)  # a view: strides are passed to the kernel
 
 
@@ -186,13 +188,13 @@ def fused_mask_gather(
     fn = "fused_mask_gather"
     ok, reason = supports_fused_masking(x)
     _require(ok, fn, reason)
-    _require(x.dim() == 3, fn, f"x must be [B, L, D], got shape {tuple(x.shape)}")
+    _require(x.dim() == 3, fn, lambda: f"x must be [B, L, D], got shape {tuple(x.shape)}")
     B, L, _ = x.shape
     _require(
         seeds.dtype == torch.int64 and tuple(seeds.shape) == (B,) and seeds.device == x.device, fn,
         f"seeds must be int64 [{B}] on {x.device}, got {seeds.dtype} {tuple(seeds.shape)} on {seeds.device}",
     )
-    _require(0 <= len_keep <= L, fn, f"len_keep must be in [0, {L}], got {len_keep}")
+    _require(0 <= len_keep <= L, fn, lambda: f"len_keep must be in [0, {L}], got {len_keep}")
     return _MaskGather.apply(x, pos_embed, seeds.contiguous(), int(len_keep))
 
 
@@ -211,7 +213,7 @@ def fused_unshuffle_fill(
     fn = "fused_unshuffle_fill"
     ok, reason = supports_fused_masking(x_kept)
     _require(ok, fn, reason)
-    _require(x_kept.dim() == 3, fn, f"x_kept must be [B, K, D], got shape {tuple(x_kept.shape)}")
+    _require(x_kept.dim() == 3, fn, lambda: f"x_kept must be [B, K, D], got shape {tuple(x_kept.shape)}")
     B, K, D = x_kept.shape
     _require(
         ids_restore.dtype == torch.int64 and ids_restore.dim() == 2 and ids_restore.shape[0] == B
@@ -220,12 +222,12 @@ def fused_unshuffle_fill(
         f"{tuple(ids_restore.shape)} on {ids_restore.device}",
     )
     L = ids_restore.shape[1]
-    _require(K <= L, fn, f"x_kept has {K} tokens, more than L = {L}")
+    _require(K <= L, fn, lambda: f"x_kept has {K} tokens, more than L = {L}")
     _require(
         mask_token.numel() == D and mask_token.device == x_kept.device, fn,
         f"mask_token must be [{D}] or [1, 1, {D}] on {x_kept.device}, got {tuple(mask_token.shape)} "
         f"on {mask_token.device}",
     )
     ok, reason = _dtype_ok(mask_token.dtype, x_kept.device)
-    _require(ok, fn, "mask_token " + reason)
+    _require(ok, fn, lambda: "mask_token " + reason)
     return _UnshuffleFill.apply(x_kept, mask_token, ids_restore, pos_embed)
