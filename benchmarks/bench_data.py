@@ -2,7 +2,8 @@
 
     python benchmarks/bench_data.py --out benchmarks/results/data_bench_cpu.json
 
-Writes photo-like JPEGs in two size bands (width and height each drawn in 300-600 px, or in 800-1200 px), packs them into shards with `scaling data write`, and runs `scaling data bench` on each band
+Writes photo-like JPEGs in two size bands (width and height each drawn in 300-600 px, or in 800-1200 px),
+packs them into shards with `scaling data write`, and runs `scaling data bench` on each band
 (MAE transform, 224 px, workers=1 so the figure is per core). Also times the full-scale pure-index assignment
 simulation (1e9 samples, 100k shards, 1024 ranks x 8 workers). Numbers depend on the machine: the JSON
 records its CPU and core count.

@@ -139,3 +139,17 @@ def test_gpu_decode_path_on_cpu_matches_cpu_decode() -> None:
         diff = (images[i].int() - ref.int()).abs().float().mean()
         assert diff < 4.0, i
     assert math.isfinite(float(images.float().mean()))
+
+
+def test_pillow_fallback_without_simplejpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Machines without simplejpeg (e.g. the GPU box) decode through Pillow's draft(): same crop."""
+    import scaling.data.decode as decode
+
+    data = _photo(800, 600, seed=3)
+    box = (50, 40, 600, 500)
+    fast, slow = torch.zeros((3, 96, 96), dtype=torch.uint8), torch.zeros((3, 96, 96), dtype=torch.uint8)
+    decode_crop(data, image_size(data), box, True, fast)
+    monkeypatch.setattr(decode, "simplejpeg", None)
+    assert decode.image_size(data) == (600, 800)
+    decode.decode_crop(data, decode.image_size(data), box, True, slow)
+    assert (fast.int() - slow.int()).abs().float().mean() < 2.0
