@@ -84,25 +84,20 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--law", required=True, choices=sorted(LAWS))
         p.add_argument(
             "--x",
-            help="input column(s), comma-separated, one per law input "
-            "(default: flops; params,samples for chinchilla)",
+            help="input column(s), comma-separated, one per law input (default: flops; params,samples for chinchilla)",
         )
         p.add_argument(
             "--y",
             default=None,
             help="metric or column to fit (default: loss); accuracies are fitted as error rates 1 - acc",
         )
-        p.add_argument(
-            "--where", action="append", default=[], help="row filter COLUMN=VALUE[,VALUE]; repeatable"
-        )
+        p.add_argument("--where", action="append", default=[], help="row filter COLUMN=VALUE[,VALUE]; repeatable")
         p.add_argument("--group-by", help="fit one curve per value of this column (e.g. recipe, or run)")
         p.add_argument("--share", default="", help="parameters shared across groups, e.g. b or alpha,beta")
         p.add_argument("--frontier", default="none", choices=FRONTIERS)
         p.add_argument("--bins-per-decade", type=float, default=4.0, help="for --frontier binned")
         p.add_argument("--holdout", help="'largest' or K: fit without the K largest runs, report them")
-        p.add_argument(
-            "--fit-fraction", type=float, help="curves: fit the first fraction of each, predict its end"
-        )
+        p.add_argument("--fit-fraction", type=float, help="curves: fit the first fraction of each, predict its end")
         p.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits (0: no intervals)")
         p.add_argument("--level", type=float, default=0.9, help="interval coverage (default 0.9)")
         p.add_argument("--seed", type=int, default=0)
@@ -114,12 +109,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
             metavar="C",
             help="chinchilla: compute budgets (FLOPs) for N_opt, D_opt",
         )
-        p.add_argument(
-            "--flops-per-param-sample", type=float, help="k in C = k N D (default: from the table)"
-        )
-        p.add_argument(
-            "--predict", type=float, nargs="+", default=[], metavar="X", help="x values to predict at"
-        )
+        p.add_argument("--flops-per-param-sample", type=float, help="k in C = k N D (default: from the table)")
+        p.add_argument("--predict", type=float, nargs="+", default=[], metavar="X", help="x values to predict at")
         p.add_argument("--compare", help="BASE,NEW groups: compute multiplier of BASE over NEW (needs --at)")
         p.add_argument("--at", type=_floats, default=[], help="y values (accuracy or loss) for --compare")
         p.add_argument("--decay", type=float, default=DECAY, help="convergence: S2 momentum lambda")
@@ -133,17 +124,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", help="a results/curves CSV, or run directories")
     p.add_argument("--kind", default="compute", choices=["compute", "isoflop", "allocation", "curves"])
-    p.add_argument(
-        "--fit", help="FIT.json from `scaling fit`; its x, y, filters and frontier are the defaults"
-    )
+    p.add_argument("--fit", help="FIT.json from `scaling fit`; its x, y, filters and frontier are the defaults")
     p.add_argument("--x")
     p.add_argument("--y")
     p.add_argument("--where", action="append", default=None)
     p.add_argument("--group-by")
     p.add_argument("--frontier", choices=FRONTIERS)
-    p.add_argument(
-        "--compute-range", type=_floats, help="allocation: LO,HI FLOPs (default: data range x 100)"
-    )
+    p.add_argument("--compute-range", type=_floats, help="allocation: LO,HI FLOPs (default: data range x 100)")
     p.add_argument("--out", required=True, help="figure file: .png, .pdf or .svg")
     return p
 
@@ -280,9 +267,7 @@ def _plot(args: argparse.Namespace) -> int:
     x = args.x or (",".join(fit_x) if isinstance(fit_x, list) else fit_x) or _default_x(law.inputs)
     where = report.get("where", []) if args.where is None else args.where
     group_by = args.group_by or report.get("group_by") or ("recipe" if fit is None else None)
-    sel = select(
-        _load_table(args.inputs), law, x.split(","), args.y or report.get("y") or "loss", where, group_by
-    )
+    sel = select(_load_table(args.inputs), law, x.split(","), args.y or report.get("y") or "loss", where, group_by)
     if args.kind == "compute":
         frontier_mode = args.frontier or report.get("frontier") or "pareto"
         held = tuple(h["run"] for h in report.get("holdout", []))
@@ -290,11 +275,7 @@ def _plot(args: argparse.Namespace) -> int:
     else:
         k = (report.get("derived") or {}).get("flops_per_param_sample")
         if k is None:
-            k = (
-                flops_per_param_sample(sel.size, sel.data.X["N"], sel.data.X["D"])
-                if sel.table.has("flops")
-                else 6.0
-            )
+            k = flops_per_param_sample(sel.size, sel.data.X["N"], sel.data.X["D"]) if sel.table.has("flops") else 6.0
         if args.kind == "isoflop":
             fig = plots.isoflop_figure(sel, fit, k)
         else:

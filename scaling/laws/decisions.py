@@ -45,9 +45,7 @@ def compute_multiplier(fit: Fit, base: int, new: int, y: float, theta: np.ndarra
     nan where a group's law never reaches y (y at or below its floor)."""
     law = fit.law
     if law.inverse is None:
-        raise ValueError(
-            f"law {law.name} has no inverse in x; compare recipes with saturating, power or power_offset"
-        )
+        raise ValueError(f"law {law.name} has no inverse in x; compare recipes with saturating, power or power_offset")
     th = fit.values if theta is None else theta
     pb = dict(zip(law.params, fit.layout.group_theta(th, base)))
     pn = dict(zip(law.params, fit.layout.group_theta(th, new)))

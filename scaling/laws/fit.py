@@ -71,9 +71,7 @@ def _fit_groups_apart(law, data, starts, warm, coarse, warn) -> Fit:
     return result
 
 
-def _grid_starts(
-    law: Law, layout: Layout, data: FitData, count: int, coarse: bool
-) -> list[tuple[np.ndarray, float]]:
+def _grid_starts(law: Law, layout: Layout, data: FitData, count: int, coarse: bool) -> list[tuple[np.ndarray, float]]:
     """Up to `count` starting vectors from the variable-projection grid, with their grid objective."""
     axes = law.grid(data.X)
     if coarse:
@@ -93,9 +91,7 @@ def _grid_starts(
         theta = np.zeros(len(layout.names))
         lin_sum = np.zeros(len(law.linear))
         for g, prof in enumerate(profs):
-            sub = prof.objective[
-                tuple(slice(None) if j in free_axes else slice(c, c + 1) for j, c in enumerate(cell))
-            ]
+            sub = prof.objective[tuple(slice(None) if j in free_axes else slice(c, c + 1) for j, c in enumerate(cell))]
             inner = np.unravel_index(np.argmin(sub), sub.shape)
             idx = tuple(inner[j] if j in free_axes else cell[j] for j in range(m))
             nl = [axes[p][i] for p, i in zip(law.nonlinear, idx)]

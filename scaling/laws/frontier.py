@@ -20,9 +20,7 @@ def frontier(x: np.ndarray, y: np.ndarray, mode: str, bins_per_decade: float = 4
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if mode == "none" or len(x) == 0:
         return np.ones(len(x), dtype=bool)
-    return {"pareto": pareto, "binned": lambda a, b: binned(a, b, bins_per_decade), "hull": lower_hull}[mode](
-        x, y
-    )
+    return {"pareto": pareto, "binned": lambda a, b: binned(a, b, bins_per_decade), "hull": lower_hull}[mode](x, y)
 
 
 def pareto(x: np.ndarray, y: np.ndarray) -> np.ndarray:

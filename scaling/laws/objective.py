@@ -35,3 +35,17 @@ def huber_irls_weight(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
     """Weights that make a least-squares step minimise Huber: 1 inside delta, delta/|r| outside."""
     a = np.abs(r)
     return np.where(a <= delta, 1.0, delta / np.maximum(a, 1e-300))
+
+
+def huber_log(pred: np.ndarray, y: np.ndarray, delta: float = HUBER_DELTA) -> tuple[np.ndarray, np.ndarray]:
+    """Per-point Huber of the log residual and its derivative in pred, in one pass (the refine's hot path)."""
+    floor = _FLOOR * y
+    below = pred < floor
+    safe = np.where(below, floor, pred)
+    r = np.log(safe / y)
+    if below.any():
+        r = r + np.where(below, (pred - floor) / floor, 0.0)
+    a = np.abs(r)
+    inside = a <= delta
+    value = np.where(inside, 0.5 * r * r, delta * (a - 0.5 * delta))
+    return value, np.clip(r, -delta, delta) / safe

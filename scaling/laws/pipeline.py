@@ -97,27 +97,35 @@ def fit_table(law: Law, sel: Selection, opt: FitOptions) -> Outcome:
 def fit_curves(
     law: Law, curves: list[Curve], opt: FitOptions, group_by: str | None = None, decay: float = DECAY
 ) -> Outcome:
-    sizes = {c.params for c in curves if np.isfinite(c.params)}
-    if "N" not in law.inputs and len(sizes) > 1 and group_by != "run":
-        raise DataError(
-            f"the curves span {len(sizes)} model sizes but law {law.name} has no size term; use "
-            f"--law convergence_size, --group-by run, or --where to keep one model"
-        )
+    if "N" not in law.inputs:
+        label = {"run": lambda c: c.run, "recipe": lambda c: c.group or "all", None: lambda c: "all"}[group_by]
+        sizes: dict[str, set] = {}
+        for c in curves:
+            if np.isfinite(c.params):
+                sizes.setdefault(label(c), set()).add(c.params)
+        mixed = [g for g, s in sizes.items() if len(s) > 1]
+        if mixed:
+            raise DataError(
+                f"group {mixed[0]!r} spans {len(sizes[mixed[0]])} model sizes but law {law.name} has no size "
+                f"term; use --law convergence_size, --group-by run|recipe, or --where to keep one model"
+            )
     data = curve_points(curves, law.inputs, decay, group_by)
     step = np.concatenate([c.step for c in curves]).astype(float)
-    if group_by == "run" and opt.holdout:
+    if group_by == "run" and opt.holdout and opt.fit_fraction is None:
         raise DataError(
-            "--group-by run fits each run alone, so a held-out run has no parameters; use "
-            "--fit-fraction to backtest each run on its own early curve"
+            "--group-by run fits each run alone, so a wholly held-out run has no parameters; "
+            "add --fit-fraction to hold out only the end of each curve"
         )
-    if opt.fit_fraction is not None and opt.holdout:
-        raise DataError("--fit-fraction and --holdout are two different backtests; pick one")
+    size = np.concatenate(
+        [np.full(len(c.step), (c.params if np.isfinite(c.params) else 1.0) * c.step[-1]) for c in curves]
+    )
     if opt.fit_fraction is not None:
+        # The end of every curve, or with --holdout K only of the K largest runs: short complete runs
+        # plus the early part of the long ones predict where the long ones end.
         held = backtest.split_early(data, step, opt.fit_fraction)
+        if opt.holdout:
+            held &= backtest.split_largest(data, size, opt.holdout, len(law.params) + 1)
     else:
-        size = np.concatenate(
-            [np.full(len(c.step), (c.params if np.isfinite(c.params) else 1.0) * c.step[-1]) for c in curves]
-        )
         held = backtest.split_largest(data, size, opt.holdout, len(law.params) + 1)
     train = data.subset(~held)
     result = fit(law, train, opt.share)
@@ -132,9 +140,7 @@ def fit_curves(
             "decay": decay,
             "group_by": group_by,
             "fit_fraction": opt.fit_fraction,
-            "holdout": backtest.holdout_rows(
-                result, boot, data.subset(held), step[held], opt.level, last_only=True
-            ),
+            "holdout": backtest.holdout_rows(result, boot, data.subset(held), step[held], opt.level, last_only=True),
             "curves": [{"run": c.run, "group": c.group, "params": c.params} for c in curves],
         }
     )
@@ -179,9 +185,7 @@ def _derived(law: Law, result: Fit, boot: Bootstrap | None, sel: Selection, opt:
         out["allocation"] = rows
     if opt.predict:
         if "x" not in law.inputs:
-            raise DataError(
-                f"--predict takes x values of a one-input law; {law.name} has inputs {law.inputs}"
-            )
+            raise DataError(f"--predict takes x values of a one-input law; {law.name} has inputs {law.inputs}")
         preds = []
         for x in opt.predict:
             for g, name in enumerate(result.layout.groups):
@@ -215,9 +219,7 @@ def _derived(law: Law, result: Fit, boot: Bootstrap | None, sel: Selection, opt:
     return out
 
 
-def _report(
-    law: Law, result: Fit, boot: Bootstrap | None, opt: FitOptions, fitted: FitData, derived: dict
-) -> dict:
+def _report(law: Law, result: Fit, boot: Bootstrap | None, opt: FitOptions, fitted: FitData, derived: dict) -> dict:
     return {
         "law": law.name,
         "formula": law.formula,
@@ -239,9 +241,7 @@ def _report(
             "not_converged": boot.not_converged,
             "seed": opt.seed,
         },
-        "bootstrap_samples": None
-        if boot is None
-        else np.where(np.isfinite(boot.samples), boot.samples, None).tolist(),
+        "bootstrap_samples": None if boot is None else np.where(np.isfinite(boot.samples), boot.samples, None).tolist(),
         "derived": derived,
         "versions": {
             "scaling": __version__,

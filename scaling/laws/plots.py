@@ -100,13 +100,10 @@ def compute_figure(
             ms=5,
             mec="white",
             mew=0.6,
-            label=f"{label} runs"
-            + (f" ({frontier_mode} frontier filled)" if frontier_mode != "none" else ""),
+            label=f"{label} runs" + (f" ({frontier_mode} frontier filled)" if frontier_mode != "none" else ""),
         )
         if held.any():
-            ax.plot(
-                x[held], to_plot(d.y[held]), "X", color=color, mec="black", ms=8, label=f"{label} held out"
-            )
+            ax.plot(x[held], to_plot(d.y[held]), "X", color=color, mec="black", ms=8, label=f"{label} held out")
         if fit is not None and "x" in d.X and g < len(fit.layout.groups):
             gi = fit.layout.groups.index(name) if name in fit.layout.groups else g
             pred = fit.predict({"x": grid}, gi)
@@ -205,13 +202,10 @@ def curves_figure(
         if fit is None:
             continue
         groups = fit.layout.groups
-        g = (
-            groups.index(c.run)
-            if by_run and c.run in groups
-            else (groups.index(c.group) if c.group in groups else 0)
-        )
+        g = groups.index(c.run) if by_run and c.run in groups else (groups.index(c.group) if c.group in groups else 0)
         s1, s2 = annealing_areas(c.lr, decay)
-        steps = np.unique(np.linspace(1, len(c.lr), 200).astype(int))
+        # From the first logged step on: before it (warmup) S1 is tiny and the law is not meant to hold.
+        steps = np.unique(np.geomspace(c.step[0], len(c.lr), 200).astype(int))
         X = {"S1": s1[steps - 1], "S2": s2[steps - 1], "N": np.full(len(steps), c.params)}
         X = {k: v for k, v in X.items() if k in fit.law.inputs}
         # samples per step is the batch size: constant, so the planned schedule maps to samples linearly

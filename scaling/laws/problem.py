@@ -43,9 +43,7 @@ class Layout:
     def __init__(self, law: Law, groups: list[str], shared: tuple[str, ...] = ()):
         unknown = set(shared) - set(law.params)
         if unknown:
-            raise ValueError(
-                f"--share {','.join(sorted(unknown))}: law {law.name} has parameters {law.params}"
-            )
+            raise ValueError(f"--share {','.join(sorted(unknown))}: law {law.name} has parameters {law.params}")
         self.law, self.groups, self.shared = law, groups, tuple(shared)
         self.names: list[str] = []
         self.index = np.zeros((len(groups), len(law.params)), dtype=int)
@@ -89,8 +87,6 @@ class Fit:
         th = self.layout.group_theta(self.values, group)
         return {p: float(v) for p, v in zip(self.law.params, th)}
 
-    def predict(
-        self, X: dict[str, np.ndarray], group: int = 0, theta: np.ndarray | None = None
-    ) -> np.ndarray:
+    def predict(self, X: dict[str, np.ndarray], group: int = 0, theta: np.ndarray | None = None) -> np.ndarray:
         th = self.layout.group_theta(self.values if theta is None else theta, group)
         return self.law.predict(X, th)

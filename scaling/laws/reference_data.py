@@ -106,9 +106,10 @@ def misfitting_curves(path: str | Path, min_points: int = 1) -> list[Curve]:
         runs[(r["model"], int(r["total_steps"]), r["peak_lr"], r["sweep"])].append(r)
     curves = []
     for (model, total, peak, sweep), rs in runs.items():
+        # A few checkpoints are listed past the run's own total_steps; the schedule ends there, so they go.
+        rs = sorted((r for r in rs if int(r["current_steps"]) <= total), key=lambda r: int(r["current_steps"]))
         if len(rs) < min_points:
             continue
-        rs.sort(key=lambda r: int(r["current_steps"]))
         step = np.array([int(r["current_steps"]) for r in rs])
         _, first = np.unique(step, return_index=True)  # a few checkpoints are listed twice
         rs = [rs[j] for j in first]
@@ -142,7 +143,5 @@ def tissue_curves(path: str | Path) -> list[Curve]:
             final=float(r0["min_lr"]),
         )
         step = np.array([int(r["step"]) for r in rs])
-        curves.append(
-            Curve(f"tissue_{kind}", step, np.array([float(r["val_loss"]) for r in rs]), lr, group="tissue")
-        )
+        curves.append(Curve(f"tissue_{kind}", step, np.array([float(r["val_loss"]) for r in rs]), lr, group="tissue"))
     return curves

@@ -13,9 +13,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
+from scaling.laws.blas_threads import single_blas_thread
 from scaling.laws.laws import Law
-from scaling.laws.objective import huber, huber_grad, log_residual
+from scaling.laws.objective import huber_log
 from scaling.laws.problem import FitData, Layout
+
+MAXCOR = 20
 
 
 class _Problem:
@@ -34,17 +37,19 @@ class _Problem:
         shared = np.array([p in layout.shared for p in law.linear])
         self.normalise = ~shared if len(layout.groups) > 1 else np.ones(len(law.linear), dtype=bool)
 
-    def basis(self, g: int, nl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Normalised basis [n, k], its gradient in nl [n, k, m], and the rms per column [k]."""
+    def basis(self, g: int, nl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Normalised basis Bn [n, k], the raw gradient dB [n, k, m], rms [k] and d log rms / d nl [k, m].
+
+        d Bn / d nl = dB / rms - Bn * dlog; callers contract it with vectors instead of forming it.
+        """
         X = self.parts[g][0]
         B, dB = self.law.basis(X, list(nl)), self.law.basis_grad(X, list(nl))
-        ms = (B * B).mean(axis=0)
+        ms = np.einsum("nk,nk->k", B, B) / len(B)
         keep = self.normalise & (ms > 0)
         rms = np.where(keep, np.sqrt(ms), 1.0)
-        # d log rms_j / d nl = mean(B_j dB_j) / rms_j^2; zero for columns left unnormalised.
-        dlog = np.where(keep[:, None], (B[:, :, None] * dB).mean(axis=0) / rms[:, None] ** 2, 0.0)
-        Bn = B / rms
-        return Bn, dB / rms[None, :, None] - Bn[:, :, None] * dlog[None], rms
+        dlog = np.einsum("nk,nkm->km", B, dB) / len(B) / rms[:, None] ** 2
+        dlog[~keep] = 0.0
+        return B / rms, dB, rms, dlog
 
     def to_normalised(self, theta: np.ndarray) -> np.ndarray:
         return self._convert(theta, lambda c, rms: c * rms)
@@ -56,7 +61,7 @@ class _Problem:
         out = vec.copy()
         for g in range(len(self.parts)):
             idx = self.layout.index[g]
-            _, _, rms = self.basis(g, vec[idx[: self.m]])
+            rms = self.basis(g, vec[idx[: self.m]])[2]
             out[idx[self.m :]] = op(vec[idx[self.m :]], rms)
         return out
 
@@ -67,12 +72,18 @@ class _Problem:
                 continue
             idx = self.layout.index[g]
             nl, c = z[idx[: self.m]], z[idx[self.m :]]
-            Bn, dBn, _ = self.basis(g, nl)
-            r, dr = log_residual(Bn @ c, y)
-            total += float((huber(r) * w).sum())
-            gpred = huber_grad(r) * dr * w  # d objective / d prediction, [n]
-            g_nl = np.einsum("nkm,k,n->m", dBn, c, gpred)
-            np.add.at(grad, idx, np.concatenate([g_nl, Bn.T @ gpred]))
+            Bn, dB, rms, dlog = self.basis(g, nl)
+            # einsum, not @: these are tiny, and OpenBLAS may wake worker threads for them that then spin
+            # against the main thread (measured 5x slower under pytest on 2 shared cores).
+            value, dvalue = huber_log(np.einsum("nk,k->n", Bn, c), y)
+            total += float(np.einsum("n,n->", value, w))
+            gpred = dvalue * w  # d objective / d prediction, [n]
+            g_lin = np.einsum("nk,n->k", Bn, gpred)
+            # sum_n gpred_n sum_k c_k dBn[n, k, :], with dBn = dB / rms - Bn * dlog
+            g_nl = np.einsum("k,km->m", c / rms, np.einsum("n,nkm->km", gpred, dB)) - np.einsum(
+                "k,km->m", c * g_lin, dlog
+            )
+            np.add.at(grad, idx, np.concatenate([g_nl, g_lin]))
         return total, grad
 
 
@@ -99,14 +110,15 @@ def refine(
 
     bounds = [(lo / s, hi / s) for (lo, hi), s in zip(layout.bounds(), scale)]
     u0 = np.clip(z0 / scale, [b[0] for b in bounds], [b[1] for b in bounds])
-    res = minimize(
-        fun,
-        u0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": 5000, "ftol": ftol, "gtol": ftol * 1e5, "maxcor": 20},
-    )
+    with single_blas_thread():
+        res = minimize(
+            fun,
+            u0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": 5000, "ftol": ftol, "gtol": ftol * 1e5, "maxcor": MAXCOR},
+        )
     theta = prob.from_normalised(res.x * scale)
     # L-BFGS-B stops with "abnormal line search" when f no longer decreases in floating point: that is
     # convergence when the projected gradient is already negligible.
@@ -125,7 +137,7 @@ def _zero_scale(law: Law, layout: Layout, prob: _Problem, z0: np.ndarray) -> np.
         for j, p in enumerate(law.nonlinear):
             positive = grid[p][grid[p] > 0]
             out[idx[j]] = positive.min() if len(positive) else 1.0
-        _, _, rms = prob.basis(g, z0[idx[:m]])
+        rms = prob.basis(g, z0[idx[:m]])[2]
         # A normalised column has rms 1, so its coefficient is on the scale of y; an unnormalised one's
         # on the scale of y / rms.
         out[idx[m:]] = np.median(y) / np.where(prob.normalise, 1.0, rms) if len(y) else 1.0

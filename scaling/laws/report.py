@@ -47,9 +47,7 @@ def load_fit(path: str | Path) -> tuple[Fit, np.ndarray | None, dict]:
     law = get_law(report["law"])
     layout = Layout(law, report["groups"], tuple(report.get("shared") or ()))
     values = np.array([report["params"][n]["value"] for n in layout.names], dtype=float)
-    fit = Fit(
-        law, layout, values, report["objective"], report.get("converged", True), report.get("message", "")
-    )
+    fit = Fit(law, layout, values, report["objective"], report.get("converged", True), report.get("message", ""))
     samples = report.get("bootstrap_samples")
     draws = None if not samples else np.array([[np.nan if v is None else v for v in row] for row in samples])
     return fit, draws, report
@@ -101,9 +99,7 @@ def format_report(report: dict) -> str:
     for p in derived.get("predictions", []):
         val, lo, hi = (1 - p["value"], 1 - p["hi"], 1 - p["lo"]) if acc else (p["value"], p["lo"], p["hi"])
         what = "accuracy" if acc else report["y"]
-        lines.append(
-            f"predicted {what} at x = {p['x']:.4g} ({p['group']}): {_fmt(val)} [{_fmt(lo)}, {_fmt(hi)}]"
-        )
+        lines.append(f"predicted {what} at x = {p['x']:.4g} ({p['group']}): {_fmt(val)} [{_fmt(lo)}, {_fmt(hi)}]")
     for m in derived.get("compute_multiplier", []):
         lines.append(
             f"compute multiplier at {report['y']} = {m['at']}: {m['base']} needs {_fmt(m['value'])}x "

@@ -42,8 +42,7 @@ def collect(run_dirs: Sequence[str | Path], skip_incomplete: bool = False) -> li
         missing = [k for k in _SUMMARY_REQUIRED if k not in summary]
         if missing:
             raise DataError(
-                f"{summary_path}: missing {', '.join(missing)}; summary.json needs "
-                f"{', '.join(_SUMMARY_REQUIRED)}"
+                f"{summary_path}: missing {', '.join(missing)}; summary.json needs {', '.join(_SUMMARY_REQUIRED)}"
             )
         run = str(summary.get("run") or d.name)
         if run in seen:
@@ -87,8 +86,7 @@ def _metrics(run_dir: Path, summary: dict) -> dict[str, float]:
             name = f"{protocol}_{name}"
         if name in metrics and not math.isclose(metrics[name], float(rec["value"]), rel_tol=1e-9):
             warnings.warn(
-                f"{path}: {name} = {rec['value']} differs from summary.json ({metrics[name]}); "
-                f"using the eval file",
+                f"{path}: {name} = {rec['value']} differs from summary.json ({metrics[name]}); using the eval file",
                 stacklevel=3,
             )
         metrics[name] = float(rec["value"])
@@ -160,9 +158,7 @@ def select(
     if table.has("metric") and table.has("value") and not table.has(y):
         metrics = table.column("metric").astype(str)
         if y not in set(metrics):
-            raise DataError(
-                f"{table.source}: no metric {y!r}; metrics present: {', '.join(sorted(set(metrics)))}"
-            )
+            raise DataError(f"{table.source}: no metric {y!r}; metrics present: {', '.join(sorted(set(metrics)))}")
         table = table.take(metrics == y)
         values = table.numbers("value")
     else:

@@ -75,9 +75,7 @@ class Table:
 def read_table(path: str | Path) -> Table:
     path = Path(path)
     if not path.is_file():
-        raise DataError(
-            f"{path}: no such file; pass a results CSV (build one with `scaling results collect`)"
-        )
+        raise DataError(f"{path}: no such file; pass a results CSV (build one with `scaling results collect`)")
     with path.open(newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
@@ -86,9 +84,7 @@ def read_table(path: str | Path) -> Table:
         header = [h.strip() for h in header]
         dupes = {h for h in header if header.count(h) > 1}
         if dupes:
-            raise DataError(
-                f"{path}: column(s) {', '.join(sorted(dupes))} appear twice in the header; rename one"
-            )
+            raise DataError(f"{path}: column(s) {', '.join(sorted(dupes))} appear twice in the header; rename one")
         cols: dict[str, list[str]] = {h: [] for h in header}
         lines = []
         for row in reader:
