@@ -64,7 +64,7 @@ def _pow2_at_least(n: int) -> int:
 def head_split(head_dim: int) -> tuple[int, int]:
     """Columns (DA, DB) the kernels hold a head of `head_dim` in: DA a power of two, DB 0 or a power of
     two >= 16 (tl.dot needs K >= 16); DA + DB >= head_dim, the excess read as zeros. 64 -> (64, 0),
-    80 -> (64, 16), 128 -> (128, 0), 72 -> (64, 16)."""
+    80 -> (64, 16), 128 -> (128, 0), 112 -> (64, 64)."""
     da = max(16, 1 << (head_dim.bit_length() - 1))
     rest = head_dim - da
     return da, (0 if rest <= 0 else max(16, _pow2_at_least(rest)))
@@ -81,7 +81,7 @@ def supports_fused_attention(q: torch.Tensor) -> tuple[bool, str]:
     """Whether `flash_attention` can run on a tensor like `q` (device, dtype, head dim), and if not, why.
 
     Supported: CUDA tensors in float16/bfloat16/float32, or CPU tensors in float32/float16 under the Triton
-    interpreter (TRITON_INTERPRET=1); 4-D (B, H, N, D) with 8 <= D <= 128 and D % 8 == 0.
+    interpreter (TRITON_INTERPRET=1); 4-D (B, H, N, D) with D a multiple of 16 from 16 to 128.
     """
     reason = _support.device_reason(q)
     if reason:
@@ -95,8 +95,10 @@ def supports_fused_attention(q: torch.Tensor) -> tuple[bool, str]:
     if q.dim() != 4:
         return False, f"expected (B, H, N, D) tensors, got shape {tuple(q.shape)}"
     d = q.shape[-1]
-    if not (8 <= d <= MAX_HEAD_DIM and d % 8 == 0):
-        return False, f"head dim {d} not supported; supported: multiples of 8 from 8 to {MAX_HEAD_DIM}"
+    # D % 16 == 8 (e.g. 72, 40) gave wrong results on an H200 (Triton 3.6) while right in the interpreter:
+    # only multiples of 16, each checked on that GPU (16 ... 128), are accepted.
+    if not (16 <= d <= MAX_HEAD_DIM and d % 16 == 0):
+        return False, f"head dim {d} not supported; supported: multiples of 16 from 16 to {MAX_HEAD_DIM}"
     if q.shape[2] == 0:
         return False, "sequence length N must be >= 1"
     return True, ""
@@ -192,7 +194,7 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
     """Non-causal softmax attention softmax(q k^T / sqrt(D)) v, fused, differentiable in q, k and v.
 
     q, k, v: (B, H, N, D), same shape, dtype and device, any strides (views of one qkv projection are
-    read in place, never copied). Any N >= 1; 8 <= D <= 128 with D % 8 == 0 (64, 80, 128 for ViT-B to
+    read in place, never copied). Any N >= 1; D a multiple of 16 from 16 to 128 (64, 80, 128 for ViT-B to
     ViT-6.5B; 80 runs as 64 + 16 columns inside the kernel). dtypes: float16, bfloat16, float32 on CUDA (fp32
     accumulation; fp32 inputs use exact fp32 products, no TF32); float32/float16 on CPU under the Triton
     interpreter (TRITON_INTERPRET=1). Returns a contiguous (B, H, N, D) tensor of q's dtype equal to

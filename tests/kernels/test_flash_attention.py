@@ -76,7 +76,7 @@ def test_random_shapes_match_float64():
         _check_against_float64(1, rng.choice((1, 2)), N, D, dtype, seed=seed + case)
 
 
-@pytest.mark.parametrize("D", [16, 40, 72, 96, 120])
+@pytest.mark.parametrize("D", [16, 48, 96, 112])
 def test_other_head_dims_use_head_and_tail_parts(D):
     da, db = head_split(D)
     assert da + db >= D and da & (da - 1) == 0 and (db == 0 or db >= 16)
@@ -145,8 +145,9 @@ def test_poisoning_fills_outputs():
     [
         ((1, 1, 8, 64), torch.bfloat16, "not supported on the Triton interpreter"),
         ((1, 1, 8, 64), torch.float64, "supported: torch.float32, torch.float16"),
-        ((1, 1, 8, 256), torch.float32, "head dim 256 not supported; supported: multiples of 8"),
-        ((1, 1, 8, 12), torch.float32, "head dim 12"),
+        ((1, 1, 8, 256), torch.float32, "head dim 256 not supported; supported: multiples of 16"),
+        ((1, 1, 8, 72), torch.float32, "head dim 72"),  # D % 16 == 8 computed wrong results on a GPU
+        ((1, 1, 8, 8), torch.float32, "head dim 8"),
         ((8, 64), torch.float32, r"expected \(B, H, N, D\)"),
     ],
 )
