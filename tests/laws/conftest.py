@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scaling.laws.convergence import annealing_areas, lr_schedule
 from scaling.laws.table import write_table
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -82,30 +83,25 @@ def make_run_dir(
     if recipe is not None:
         summary["recipe"] = recipe
     (d / "summary.json").write_text(json.dumps(summary))
-    lr = np.where(
-        np.arange(1, steps + 1) <= 20,
-        1e-3 * np.arange(1, steps + 1) / 20,
-        1e-3 * 0.5 * (1 + np.cos(np.pi * (np.arange(1, steps + 1) - 20) / (steps - 20))),
-    )
+    # Warmup + cosine, and a loss that follows Tissue et al.'s law on it: L0 2, A 0.3, alpha 0.5, C 2.
+    lr = lr_schedule("cosine", 1e-3, steps, warmup=20)
+    s1, s2 = annealing_areas(lr)
+    loss = 2.0 + 0.3 * s1**-0.5 - 2.0 * s2
     with (d / "metrics.jsonl").open("w") as fh:
         for s in range(1, steps + 1):
-            fh.write(
-                json.dumps(
-                    {
-                        "step": s,
-                        "samples_seen": 32 * s,
-                        "loss": 2.0 + 3.0 * s**-0.5,
-                        "lr": lr[s - 1],
-                        "grad_norm": 1.0,
-                        "img_per_s": 100.0,
-                        "tflops_per_device": 0.1,
-                        "mfu": 0.01,
-                        "mem_gb": 1.0,
-                        "time": 0.1 * s,
-                    }
-                )
-                + "\n"
-            )
+            rec = {
+                "step": s,
+                "samples_seen": 32 * s,
+                "loss": loss[s - 1],
+                "lr": lr[s - 1],
+                "grad_norm": 1.0,
+                "img_per_s": 100.0,
+                "tflops_per_device": 0.1,
+                "mfu": 0.01,
+                "mem_gb": 1.0,
+                "time": 0.1 * s,
+            }
+            fh.write(json.dumps(rec) + "\n")
     for i, rec in enumerate(eval_files or []):
         (d / "eval").mkdir(exist_ok=True)
         (d / "eval" / f"{i}.json").write_text(json.dumps(rec))
