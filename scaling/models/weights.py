@@ -113,12 +113,10 @@ def mae_to_ours(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _fit_pos_embed(sd: dict[str, torch.Tensor], model: nn.Module, key: str) -> None:
-    """Resample `sd[key]` in place to the model's grid when the token counts differ."""
-    own = dict(model.named_parameters()).get(key)
-    if key in sd and own is not None:
-        want = getattr(own, "ds_shape", own.shape)
-        if sd[key].shape[1] != want[1]:
+def fit_pos_embed(sd: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]]) -> None:
+    """Resample every `*pos_embed` of `sd` in place whose token count differs from `shapes[key]`."""
+    for key, want in shapes.items():
+        if key.endswith("pos_embed") and key in sd and sd[key].shape[1] != want[1]:
             grid = int(round((want[1] - 1) ** 0.5))
             sd[key] = resample_pos_embed(sd[key], grid)
 
@@ -168,7 +166,7 @@ def load_encoder_weights(
     """Load any recognised format into a VisionTransformer (timm keys), resampling pos-embed if needed."""
     sd = read_weights(source) if not isinstance(source, dict) else dict(source)
     sd = to_timm_encoder(sd, keep_head=keep_head)
-    _fit_pos_embed(sd, model, "pos_embed")
+    fit_pos_embed(sd, {k: tuple(v.shape) for k, v in model.state_dict().items()})
     if not keep_head and getattr(model, "num_classes", 0):
         # A fresh head for the new task: keep the model's own initialisation of head.*.
         sd.update({k: v for k, v in model.state_dict().items() if k.startswith("head.")})
@@ -188,6 +186,5 @@ def load_mae_weights(
             f"expected an MAE checkpoint with decoder weights, got a {fmt!r} encoder-only file; "
             "load it with load_encoder_weights(model.encoder, ...) instead."
         )
-    _fit_pos_embed(sd, model, "encoder.pos_embed")
-    _fit_pos_embed(sd, model, "decoder.pos_embed")
+    fit_pos_embed(sd, {k: tuple(v.shape) for k, v in model.state_dict().items()})
     load_into(model, sd, strict=strict)

@@ -1,0 +1,74 @@
+"""Process-group setup for one code path: a plain `python -m scaling.train` (one process), or N ranks
+started by the `deepspeed` launcher (which sets RANK/WORLD_SIZE/LOCAL_RANK and appends --local_rank)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup() -> DistInfo:
+    """Initialise the process group through DeepSpeed (NCCL on GPU, gloo on CPU) and pick the device."""
+    import deepspeed
+    from deepspeed.accelerator import get_accelerator
+
+    if "RANK" not in os.environ:  # single process without a launcher: make env:// work on its own
+        os.environ.update({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"})
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    if not dist.is_initialized():
+        deepspeed.init_distributed(
+            dist_backend=get_accelerator().communication_backend_name(), auto_mpi_discovery=False
+        )
+    rank, world = dist.get_rank(), dist.get_world_size()
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    accel = get_accelerator()
+    if accel.device_name() == "cuda":
+        accel.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    return DistInfo(rank, world, local_rank, device)
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    """Sum a few floats across ranks in one collective (every rank must call it)."""
+    t = torch.tensor(values, dtype=torch.float64 if device.type == "cpu" else torch.float32, device=device)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+def teardown(engine=None) -> None:
+    """engine.destroy(), barrier, destroy_process_group: the order that avoids rare aborts at exit."""
+    if engine is not None and hasattr(engine, "destroy"):
+        engine.destroy()
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -1,0 +1,192 @@
+"""Build the DeepSpeed config a run uses: policy from a ds_configs/ file, numbers from the run config.
+
+DeepSpeed 0.19 ignores unknown top-level keys silently and takes `"auto"` as "default" (only HF
+Accelerate resolves it), so we validate the JSON ourselves and write real numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+from scaling.config import ConfigError
+
+# Top-level keys DeepSpeed 0.19 reads (deepspeed/runtime/constants.py and the config classes).
+KNOWN_TOP_LEVEL = {
+    "train_batch_size",
+    "train_micro_batch_size_per_gpu",
+    "gradient_accumulation_steps",
+    "gradient_clipping",
+    "bf16",
+    "fp16",
+    "amp",
+    "torch_autocast",
+    "zero_optimization",
+    "optimizer",
+    "scheduler",
+    "steps_per_print",
+    "wall_clock_breakdown",
+    "memory_breakdown",
+    "activation_checkpointing",
+    "checkpoint",
+    "aio",
+    "communication_data_type",
+    "seq_parallel_communication_data_type",
+    "prescale_gradients",
+    "gradient_predivide_factor",
+    "sparse_gradients",
+    "zero_allow_untested_optimizer",
+    "zero_force_ds_cpu_optimizer",
+    "flops_profiler",
+    "tensorboard",
+    "wandb",
+    "csv_monitor",
+    "comet",
+    "comms_logger",
+    "data_types",
+    "dump_state",
+    "dataloader_drop_last",
+    "disable_allgather",
+    "graph_harvesting",
+    "compile",
+    "elasticity",
+    "timers",
+    "use_data_before_expert_parallelism",
+    "gradient_allreduce_op",
+    "data_efficiency",
+    "compression_training",
+    "autotuning",
+    "nebula",
+    "pipeline",
+    "eigenvalue",
+    "progressive_layer_drop",
+    "curriculum_learning",
+    "quantize_training",
+    "weight_quantization",
+    "hybrid_engine",
+    "load_universal_checkpoint",
+}
+# Owned by the run config; a policy file that sets them would be a second source of truth.
+RUN_OWNED = {
+    "train_batch_size",
+    "train_micro_batch_size_per_gpu",
+    "gradient_accumulation_steps",
+    "gradient_clipping",
+    "bf16",
+    "fp16",
+    "optimizer",
+    "scheduler",
+}
+REPO_DS_CONFIGS = Path(__file__).resolve().parents[2] / "ds_configs"
+
+
+def resolve_policy_path(name: str) -> Path:
+    """A path as given, else a file of that name in the repository's ds_configs/."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    candidate = REPO_DS_CONFIGS / name
+    if candidate.is_file():
+        return candidate
+    available = sorted(p.name for p in REPO_DS_CONFIGS.glob("*.json")) if REPO_DS_CONFIGS.is_dir() else []
+    raise ConfigError(
+        f"DeepSpeed config {name!r} not found (as a path or in ds_configs/). "
+        f"Available: {', '.join(available) or 'none'}."
+    )
+
+
+def _find_auto(node: Any, where: str = "") -> list[str]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _find_auto(v, f"{where}.{k}" if where else k)]
+    return [where] if node == "auto" else []
+
+
+def validate_policy(policy: dict[str, Any], source: str) -> None:
+    unknown = sorted(set(policy) - KNOWN_TOP_LEVEL)
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, sorted(KNOWN_TOP_LEVEL), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"{source}: unknown DeepSpeed key {key!r} (DeepSpeed would ignore it silently).{hint}"
+        )
+    owned = sorted(set(policy) & RUN_OWNED)
+    if owned:
+        raise ConfigError(
+            f"{source}: {owned} are set from the run config (batch.*, optim.*, deepspeed.precision); "
+            "remove them from the DeepSpeed policy file."
+        )
+    autos = _find_auto(policy)
+    if autos:
+        raise ConfigError(
+            f"{source}: {autos} are 'auto', which DeepSpeed does not resolve; write numbers "
+            "(or delete the keys: the run config fills bucket sizes from the model width)."
+        )
+    stage = policy.get("zero_optimization", {}).get("stage", 0)
+    if stage not in (0, 1, 2, 3):
+        raise ConfigError(f"{source}: zero_optimization.stage must be 0-3, got {stage!r}.")
+
+
+def load_policy(name: str) -> dict[str, Any]:
+    path = resolve_policy_path(name)
+    try:
+        policy = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e}).") from e
+    if not isinstance(policy, dict):
+        raise ConfigError(f"{path}: a DeepSpeed config must be a JSON object.")
+    validate_policy(policy, str(path))
+    return policy
+
+
+def build_ds_config(
+    policy: dict[str, Any],
+    *,
+    micro_batch: int,
+    grad_accum: int,
+    world_size: int,
+    precision: str,
+    clip_grad: float,
+    width: int,
+) -> dict[str, Any]:
+    """The merged config: policy + the run's batch sizes, precision, clipping and width-derived buckets."""
+    cfg = copy.deepcopy(policy)
+    cfg["train_micro_batch_size_per_gpu"] = micro_batch
+    cfg["gradient_accumulation_steps"] = grad_accum
+    cfg["train_batch_size"] = micro_batch * grad_accum * world_size
+    cfg["gradient_clipping"] = float(clip_grad)  # 0.19.3+ defaults to 1.0: always explicit
+    cfg["bf16"] = {"enabled": precision == "bf16"}
+    if precision == "bf16":
+        cfg["bf16"]["check_grad_overflow"] = False  # bf16 has fp32's range; the check costs a sync per step
+    cfg["fp16"] = {"enabled": precision == "fp16"}
+    if precision == "fp16":
+        cfg["fp16"].update({"loss_scale": 0, "initial_scale_power": 16, "hysteresis": 2, "min_loss_scale": 1})
+    zero = cfg.setdefault("zero_optimization", {})
+    if zero.get("stage", 0) == 3:
+        zero.setdefault("reduce_bucket_size", width * width)
+        zero.setdefault("stage3_prefetch_bucket_size", int(0.9 * width * width))
+        zero.setdefault("stage3_param_persistence_threshold", 10 * width)
+    elif zero.get("stage", 0) in (1, 2):
+        zero.setdefault("reduce_bucket_size", max(width * width, 5 * 10**7))
+        zero.setdefault("allgather_bucket_size", max(width * width, 5 * 10**7))
+    cfg.setdefault("zero_allow_untested_optimizer", True)
+    return cfg
+
+
+def check_with_deepspeed(cfg: dict[str, Any]) -> None:
+    """Parse `cfg` with DeepSpeed's own config class (raises on invalid sections and batch arithmetic).
+
+    Without a process group DeepSpeedConfig assumes one rank, so the batch total is checked for one rank.
+    """
+    import torch.distributed as dist
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    cfg = copy.deepcopy(cfg)
+    cfg["train_batch_size"] = (
+        cfg["train_micro_batch_size_per_gpu"] * cfg["gradient_accumulation_steps"] * world
+    )
+    DeepSpeedConfig(cfg)

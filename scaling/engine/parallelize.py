@@ -1,0 +1,105 @@
+"""Everything distribution-specific applied to a plain model, in one place and a fixed order
+(torchtitan `parallelize.py`): build under zero.Init -> optional apex LayerNorm -> activation checkpointing.
+Also: loading weights into a ZeRO-3-sharded model, gathering one module at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
+
+from scaling.models import create_mae, create_model
+from scaling.models.layers import Block
+from scaling.models.weights import WeightsError, fit_pos_embed
+
+log = logging.getLogger(__name__)
+
+PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def build_model(cfg, ds_config: dict[str, Any], num_classes: int) -> nn.Module:
+    """The stage's model, constructed under deepspeed.zero.Init when the policy is ZeRO-3 (each module is
+    sharded as its constructor returns, so no rank ever holds the whole model)."""
+    import deepspeed
+
+    stage3 = ds_config.get("zero_optimization", {}).get("stage", 0) == 3
+    dtype = PRECISION_DTYPES[cfg.deepspeed.precision]
+    # dtype comes from the config's bf16/fp16 sections. Passing dtype= as well hits an operator-precedence
+    # bug in DeepSpeed 0.19 (Init._set_dtype) that ignores it and picks bf16 on any device without fp16.
+    ctx = deepspeed.zero.Init(config_dict_or_path=ds_config) if stage3 else contextlib.nullcontext()
+    m = cfg.model
+    with ctx:
+        if cfg.stage == "mae":
+            model = create_mae(m.name, norm_pix_loss=m.norm_pix_loss, **m.spec_overrides())
+        else:
+            model = create_model(m.name, num_classes=num_classes, pos_embed=m.pos_embed, **m.spec_overrides())
+    if not stage3 and dtype != torch.float32:
+        model = model.to(dtype)
+    return model
+
+
+def swap_in_apex_layernorm(model: nn.Module) -> int:
+    """Replace every nn.LayerNorm by NVIDIA apex's FusedLayerNorm (same parameter names)."""
+    from apex.normalization import FusedLayerNorm
+
+    count = 0
+    for parent in model.modules():
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.LayerNorm:
+                fused = FusedLayerNorm(child.normalized_shape, eps=child.eps)
+                fused.weight, fused.bias = child.weight, child.bias
+                setattr(parent, name, fused)
+                count += 1
+    return count
+
+
+def _checkpointed_forward(original, *args):
+    return checkpoint(original, *args, use_reentrant=False)
+
+
+def apply_activation_checkpointing(model: nn.Module) -> int:
+    """Recompute each transformer block in backward (keeps module and state-dict names unchanged)."""
+    count = 0
+    for module in model.modules():
+        if isinstance(module, Block):
+            module.forward = functools.partial(_checkpointed_forward, module.forward)
+            count += 1
+    return count
+
+
+def _real_shape(p: torch.Tensor) -> tuple[int, ...]:
+    return tuple(getattr(p, "ds_shape", p.shape))
+
+
+def load_into_model(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool = True) -> None:
+    """Copy `sd` into `model`'s parameters, sharded or not, gathering one module's own parameters at a
+    time (peak memory: the largest module, not the model). Keys and shapes are checked first."""
+    import deepspeed
+
+    params = dict(model.named_parameters())
+    fit_pos_embed(sd, {k: _real_shape(p) for k, p in params.items()})
+    missing = sorted(set(params) - set(sd))
+    unexpected = sorted(set(sd) - set(params))
+    mismatched = sorted(k for k in set(params) & set(sd) if _real_shape(params[k]) != tuple(sd[k].shape))
+    if strict and (missing or unexpected or mismatched):
+        raise WeightsError(
+            f"weights do not fit the model: missing {missing[:10]}, unexpected {unexpected[:10]}, "
+            f"shape mismatches {mismatched[:10]}."
+        )
+    for module in model.modules():
+        own = [(n, p) for n, p in module.named_parameters(recurse=False)]
+        if not own:
+            continue
+        prefix = next(k for k, v in params.items() if v is own[0][1])[: -len(own[0][0])]
+        with deepspeed.zero.GatheredParameters([p for _, p in own], modifier_rank=0):
+            with torch.no_grad():
+                for name, p in own:
+                    key = prefix + name
+                    if key in sd and key not in mismatched:
+                        p.data.copy_(sd[key].to(p.dtype))

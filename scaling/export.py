@@ -1,0 +1,67 @@
+"""`scaling export RUN_DIR OUT.safetensors`: consolidate a run's ZeRO-3 checkpoint into one file of
+encoder weights with timm's key names (`timm.create_model(..., pretrained_cfg_overlay=dict(file=OUT))`).
+
+Examples:
+  scaling export runs/mae_h14 mae_h14_encoder.safetensors
+  scaling export runs/wsp_h14 wsp_h14.safetensors --with-head
+  scaling export runs/mae_h14 mae_h14_full.safetensors --full   # encoder + decoder, our key names
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def export(run_dir: str | Path, out: str | Path, with_head: bool = False, full: bool = False) -> dict:
+    from scaling.engine.consolidate import consolidate_run
+    from scaling.models.weights import save_safetensors, to_timm_encoder
+
+    sd, marker = consolidate_run(run_dir)
+    weights = sd if full else to_timm_encoder(sd, keep_head=with_head)
+    meta = {
+        "model": str(marker.get("model", "")),
+        "stage": str(marker.get("stage", "")),
+        "step": str(marker.get("step", "")),
+        "samples_seen": str(marker.get("samples_seen", "")),
+        "format": "ours_mae" if full else "timm",
+        "source": str(Path(run_dir).resolve()),
+    }
+    save_safetensors(weights, out, metadata=meta)
+    return {"tensors": len(weights), "params": int(sum(v.numel() for v in weights.values())), **meta}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scaling export",
+        description=__doc__.split("\n\n")[0],
+        epilog="examples:" + __doc__.split("Examples:", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_dir", help="a training run directory (with checkpoints/)")
+    parser.add_argument("out", help="output .safetensors file")
+    parser.add_argument(
+        "--with-head", action="store_true", help="keep the classifier head (wsp/finetune runs)"
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="everything, our key names (MAE decoder included)"
+    )
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if not args.out.endswith(".safetensors"):
+        print("scaling export: the output must be a .safetensors file.", file=sys.stderr)
+        return 2
+    from scaling.models.weights import WeightsError
+
+    try:
+        info = export(args.run_dir, args.out, with_head=args.with_head, full=args.full)
+    except WeightsError as e:
+        print(f"scaling export: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(info, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
