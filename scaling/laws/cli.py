@@ -159,9 +159,13 @@ def _load_table(inputs: list[str], skip_incomplete: bool = False) -> Table:
     return Table(cols, np.arange(1, len(rows) + 1), "collected runs (row numbers count from 1)")
 
 
-def _load_curves(inputs: list[str], y: str | None):
+def _load_curves(inputs: list[str], y: str | None, where: list[str] | None = None):
+    from scaling.laws.results import apply_where
+
     if len(inputs) == 1 and Path(inputs[0]).is_file():
-        return table_curves(read_table(inputs[0]), y or "loss")
+        return table_curves(apply_where(read_table(inputs[0]), where or []), y or "loss")
+    if where:
+        raise DataError("--where filters a curves CSV; with run directories, pass only the runs you want")
     return read_run_curves(inputs)
 
 
@@ -222,7 +226,7 @@ def _fit(args: argparse.Namespace) -> int:
     if not 0 < args.level < 1:
         raise DataError(f"--level {args.level}: give a coverage between 0 and 1, e.g. 0.9")
     if "S1" in law.inputs:
-        outcome = fit_curves(law, _load_curves(args.inputs, args.y), opt, args.group_by, args.decay)
+        outcome = fit_curves(law, _load_curves(args.inputs, args.y, args.where), opt, args.group_by, args.decay)
     else:
         if opt.fit_fraction is not None:
             raise DataError("--fit-fraction backtests training curves; use --law convergence")
@@ -248,7 +252,7 @@ def _plot(args: argparse.Namespace) -> int:
     fit, draws, report = load_fit(args.fit) if args.fit else (None, None, {})
     level = report.get("level", 0.9)
     if args.kind == "curves":
-        curves = _load_curves(args.inputs, args.y)
+        curves = _load_curves(args.inputs, args.y, args.where)
         fig = plots.curves_figure(
             curves,
             fit,

@@ -26,6 +26,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from scaling.laws.problem import FitData
+from scaling.laws.results import is_accuracy
 from scaling.laws.table import DataError, Table
 
 DECAY = 0.999
@@ -175,6 +176,8 @@ def table_curves(table: Table, y: str = "loss") -> list[Curve]:
     """Curves from a CSV with columns run, step, lr and y (optional: params, samples_seen, recipe)."""
     run = table.column("run").astype(str)
     step, lr, loss = table.numbers("step"), table.numbers("lr"), table.numbers(y)
+    if is_accuracy(y):  # accuracy curves are fitted as error rates, like results tables
+        loss = 1.0 - loss
     params = table.numbers("params") if table.has("params") else np.full(len(run), np.nan)
     samples = table.numbers("samples_seen") if table.has("samples_seen") else None
     recipe = table.column("recipe").astype(str) if table.has("recipe") else np.full(len(run), "")

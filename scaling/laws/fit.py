@@ -127,7 +127,10 @@ def _warn_if_doubtful(result: Fit) -> None:
         )
     for name, (lo, hi), v in zip(result.names, result.layout.bounds(), result.values):
         base = name.split("[")[0]
-        if base in result.law.nonlinear and (np.isclose(v, lo, rtol=1e-6) or np.isclose(v, hi, rtol=1e-6)):
+        # A bound of exactly 0 is a legitimate value (saturating d = 0 is a plain power law plus floor);
+        # the others are search limits, and an optimum there means the data do not determine it.
+        at_limit = (lo != 0 and np.isclose(v, lo, rtol=1e-6)) or (hi != 0 and np.isclose(v, hi, rtol=1e-6))
+        if base in result.law.nonlinear and at_limit:
             warnings.warn(
                 f"{result.law.name}: parameter {name} = {v:.4g} sits on its bound [{lo}, {hi}]; "
                 f"the data do not pin it down",

@@ -67,29 +67,43 @@ def collect(run_dirs: Sequence[str | Path], skip_incomplete: bool = False) -> li
     return rows
 
 
+def _number(value: object, where: str) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: {value!r} is not a number; eval metrics must be plain numbers") from None
+    if not math.isfinite(out):
+        raise DataError(f"{where}: {value!r} is not finite; re-run that eval or drop the metric")
+    return out
+
+
 def _metrics(run_dir: Path, summary: dict) -> dict[str, float]:
     metrics: dict[str, float] = {}
     loss = summary.get("loss")
     if loss is None:  # fall back to the last logged training loss
         loss = _last_logged_loss(run_dir / "metrics.jsonl")
     if loss is not None:
-        metrics["loss"] = float(loss)
+        metrics["loss"] = _number(loss, f"{run_dir}/summary.json loss")
     for name, value in (summary.get("eval") or {}).items():
-        metrics[name] = float(value)
+        metrics[name] = _number(value, f"{run_dir}/summary.json eval.{name}")
     for path in sorted((run_dir / "eval").glob("*.json")) if (run_dir / "eval").is_dir() else []:
-        rec = json.loads(path.read_text())
+        try:
+            rec = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: not valid JSON ({e}); re-run that eval") from e
         if "metric" not in rec or "value" not in rec:
             raise DataError(f"{path}: an eval output needs 'metric' and 'value' (and 'protocol')")
         name, protocol = str(rec["metric"]), str(rec.get("protocol") or "")
         # summary.json names evals "<protocol>_<metric>" (linear_top1); eval files may give them apart.
         if protocol and not name.startswith(protocol + "_"):
             name = f"{protocol}_{name}"
-        if name in metrics and not math.isclose(metrics[name], float(rec["value"]), rel_tol=1e-9):
+        value = _number(rec["value"], str(path))
+        if name in metrics and not math.isclose(metrics[name], value, rel_tol=1e-9):
             warnings.warn(
-                f"{path}: {name} = {rec['value']} differs from summary.json ({metrics[name]}); using the eval file",
+                f"{path}: {name} = {value} differs from summary.json ({metrics[name]}); using the eval file",
                 stacklevel=3,
             )
-        metrics[name] = float(rec["value"])
+        metrics[name] = value
     return metrics
 
 

@@ -1,0 +1,255 @@
+"""Benchmark the scaling-law fitter against the plain procedure, and measure what the tests only bound.
+
+    python benchmarks/bench_fit.py                      # everything (the plain grid takes minutes)
+    python benchmarks/bench_fit.py --plain-starts 450   # a tenth of the plain grid
+    python benchmarks/bench_fit.py --skip-coverage --skip-curves
+
+Sections, all written to benchmarks/results/fit_bench_cpu.json and printed:
+- plain: Besiroglu et al. 2024's procedure on the 240 Chinchilla points: 4,500 L-BFGS-B starts
+  (alpha, beta in 0..2 step 0.5; e in -1..1 step 0.5; a, b in 0..25 step 5) with numerical gradients,
+  Huber (delta 1e-3) on log L against logsumexp(a - alpha log N, b - beta log D, e). Best objective kept.
+- ours: scaling.laws.fit (variable-projection grid + analytic-gradient refine) on the same points;
+  the ratio of times, and the relative objective difference (ours - plain) / plain.
+- bootstrap: 1,000 run-bootstrap refits of the Chinchilla fit.
+- curves: how well the first half of each training curve predicts its end (Tissue demo, OpenCLIP
+  zero-shot error curves, (Mis)fitting checkpoints).
+- coverage: fraction of seeded draws whose 90% intervals contain the true parameters, per law.
+Both procedures run with single-threaded OpenBLAS (set below, before numpy loads), which is also the
+faster setting for scipy's L-BFGS-B since 1.15 (scipy/scipy#22438); the JSON records it.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+from scipy.optimize import minimize  # noqa: E402
+from scipy.special import huber, logsumexp  # noqa: E402
+
+from scaling.laws import reference_data as ref  # noqa: E402
+from scaling.laws.bootstrap import run_bootstrap  # noqa: E402
+from scaling.laws.fit import fit  # noqa: E402
+from scaling.laws.laws import LAWS, get_law  # noqa: E402
+from scaling.laws.pipeline import FitOptions, fit_curves  # noqa: E402
+from scaling.laws.problem import FitData  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+def chinchilla_points(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = ref.chinchilla_rows(data_dir / "chinchilla_fig4_points.csv")
+    return (
+        np.array([r["params"] for r in rows]),
+        np.array([r["samples"] for r in rows]),
+        np.array([r["value"] for r in rows]),
+    )
+
+
+def plain_procedure(N, D, L, starts: int) -> dict:
+    grid = list(
+        itertools.product(
+            np.arange(0, 30, 5),
+            np.arange(0, 30, 5),
+            np.arange(-1, 1.5, 0.5),
+            np.arange(0, 2.5, 0.5),
+            np.arange(0, 2.5, 0.5),
+        )
+    )
+    picks = grid if starts >= len(grid) else [grid[i] for i in np.linspace(0, len(grid) - 1, starts).astype(int)]
+    logN, logD, logL = np.log(N), np.log(D), np.log(L)
+
+    def objective(p):
+        a, b, e, alpha, beta = p
+        pred = logsumexp([a - alpha * logN, b - beta * logD, np.full_like(logN, e)], axis=0)
+        return np.sum(huber(1e-3, logL - pred))
+
+    best = None
+    t0 = time.perf_counter()
+    for start in picks:
+        res = minimize(objective, np.array(start, dtype=float), method="L-BFGS-B")
+        if best is None or res.fun < best.fun:
+            best = res
+    seconds = time.perf_counter() - t0
+    a, b, e, alpha, beta = best.x
+    return {
+        "starts": len(picks),
+        "of": len(grid),
+        "seconds": seconds,
+        "objective": float(best.fun),
+        "params": {
+            "E": float(np.exp(e)),
+            "A": float(np.exp(a)),
+            "B": float(np.exp(b)),
+            "alpha": float(alpha),
+            "beta": float(beta),
+        },
+    }
+
+
+def ours(N, D, L) -> tuple[dict, object, FitData]:
+    data = FitData({"N": N, "D": D}, L, np.array([f"r{i}" for i in range(len(L))]))
+    law = get_law("chinchilla")
+    t0 = time.perf_counter()
+    result = fit(law, data)
+    seconds = time.perf_counter() - t0
+    return (
+        {"seconds": seconds, "objective": result.objective, "converged": result.converged, "params": result.params()},
+        result,
+        data,
+    )
+
+
+def bootstrap_section(result, data, n: int) -> dict:
+    t0 = time.perf_counter()
+    boot = run_bootstrap(result, data, n, seed=0)
+    seconds = time.perf_counter() - t0
+    lo, hi = np.nanquantile(boot.samples, [0.05, 0.95], axis=0)
+    return {
+        "n": n,
+        "seconds": seconds,
+        "ms_per_refit": 1e3 * seconds / n,
+        "failed": boot.failed,
+        "not_converged": boot.not_converged,
+        "intervals_90": {p: [float(a), float(b)] for p, a, b in zip(result.names, lo, hi)},
+    }
+
+
+def _first_half(curves, group_by) -> dict:
+    out = fit_curves(get_law("convergence"), curves, FitOptions(fit_fraction=0.5, bootstrap=0), group_by)
+    rel = np.array([(h["predicted"] - h["actual"]) / h["actual"] for h in out.report["holdout"]])
+    return {
+        "runs": len(rel),
+        "median_abs_rel_error": float(np.median(np.abs(rel))),
+        "mean_rel_error": float(np.mean(rel)),
+        "max_abs_rel_error": float(np.max(np.abs(rel))),
+        "within_1pct": int((np.abs(rel) < 0.01).sum()),
+        "within_5pct": int((np.abs(rel) < 0.05).sum()),
+    }
+
+
+def curves_section(data_dir: Path) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # per-run fits on short halves put some exponents on bounds
+        tissue = ref.tissue_curves(data_dir / "lr_annealing_tissue2024_demo_curves.csv")
+        openclip = ref.openclip_curves(
+            data_dir / "openclip_cherti2023_imagenet_zeroshot_learning_curves.csv",
+            data_dir / "openclip_cherti2023_trained_models_info.csv",
+        )
+        openclip = [c for c in openclip if (c.step <= 0.5 * c.step[-1]).sum() >= 5]
+        misfit = ref.misfitting_curves(data_dir / "misfitting_li2025_scaling_results_all_ckpts.csv", min_points=16)
+        return {
+            "tissue_joint_fit_both_schedules": _first_half(tissue, None),
+            "openclip_zeroshot_error_per_run": _first_half(openclip, "run"),
+            "misfitting_loss_per_run": _first_half(misfit, "run"),
+        }
+
+
+def coverage_section(draws: int, boots: int, noise: float) -> dict:
+    sys.path.insert(0, str(REPO / "tests" / "laws"))
+    from simulate import TRUTH, draw  # the tests' seeded simulation, one source of truth
+
+    out = {}
+    for name in LAWS:
+        law = get_law(name)
+        rng = np.random.default_rng(11)
+        hits = np.zeros(len(law.params))
+        t0 = time.perf_counter()
+        for i in range(draws):
+            data = draw(name, noise, rng)
+            full = fit(law, data, warn=False)
+            lo, hi = np.nanquantile(run_bootstrap(full, data, boots, seed=i).samples, [0.05, 0.95], axis=0)
+            truth = np.array([TRUTH[name][p] for p in law.params])
+            hits += (lo <= truth) & (truth <= hi)
+        out[name] = {
+            "coverage_90": dict(zip(law.params, (hits / draws).round(3).tolist())),
+            "draws": draws,
+            "bootstrap": boots,
+            "noise_log_sd": noise,
+            "seconds": time.perf_counter() - t0,
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--plain-starts", type=int, default=4500, help="starts of the plain grid (of 4,500)")
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--coverage-draws", type=int, default=50)
+    p.add_argument("--skip-plain", action="store_true")
+    p.add_argument("--skip-curves", action="store_true")
+    p.add_argument("--skip-coverage", action="store_true")
+    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "fit_bench_cpu.json")
+    args = p.parse_args(argv)
+    if not (args.data / "chinchilla_fig4_points.csv").is_file():
+        print(f"no reference data in {args.data} (see shared/data/README.md); pass --data", file=sys.stderr)
+        return 2
+
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "load_average_start": os.getloadavg(),
+            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+        },
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
+    }
+    N, D, L = chinchilla_points(args.data)
+    report["ours"], result, data = ours(N, D, L)
+    print(
+        f"ours:  {report['ours']['seconds']:.2f} s, objective {report['ours']['objective']:.8e}, "
+        f"{ {k: round(v, 4) for k, v in report['ours']['params'].items()} }",
+        flush=True,
+    )
+    if not args.skip_plain:
+        report["plain"] = plain_procedure(N, D, L, args.plain_starts)
+        plain = report["plain"]
+        report["speedup"] = plain["seconds"] / report["ours"]["seconds"]
+        report["objective_rel_diff"] = (report["ours"]["objective"] - plain["objective"]) / plain["objective"]
+        print(
+            f"plain: {plain['seconds']:.1f} s for {plain['starts']} of {plain['of']} starts, objective "
+            f"{plain['objective']:.8e}; ours is {report['speedup']:.0f}x faster, objective "
+            f"(ours - plain) / plain = {report['objective_rel_diff']:.2e}",
+            flush=True,
+        )
+    report["bootstrap"] = bootstrap_section(result, data, args.bootstrap)
+    b = report["bootstrap"]
+    print(
+        f"bootstrap: {b['n']} refits in {b['seconds']:.1f} s ({b['ms_per_refit']:.1f} ms each), "
+        f"{b['failed']} failed, {b['not_converged']} not converged",
+        flush=True,
+    )
+    if not args.skip_curves:
+        report["curves_first_half_predicts_end"] = curves_section(args.data)
+        for name, c in report["curves_first_half_predicts_end"].items():
+            print(
+                f"curves {name}: {c['runs']} runs, median |rel err| {c['median_abs_rel_error']:.2%}, "
+                f"mean rel err {c['mean_rel_error']:+.2%}, max {c['max_abs_rel_error']:.2%}",
+                flush=True,
+            )
+    if not args.skip_coverage:
+        report["coverage"] = coverage_section(args.coverage_draws, 100, 0.01)
+        for name, c in report["coverage"].items():
+            print(f"coverage {name}: {c['coverage_90']} ({c['seconds']:.0f} s)", flush=True)
+    report["machine"]["load_average_end"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
