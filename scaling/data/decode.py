@@ -86,7 +86,7 @@ def _decode_scaled(data: bytes, height: int, width: int, f: int) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as im:
         if f > 1 and im.format == "JPEG":
             im.draft("RGB", (math.ceil(width / f), math.ceil(height / f)))
-        return np.asarray(im.convert("RGB"))
+        return np.array(im.convert("RGB"))  # writable: torch.from_numpy warns on read-only arrays
 
 
 def decode_crop(
