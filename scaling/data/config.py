@@ -21,6 +21,7 @@ class DataConfig:
     # webdataset can open (`https://host/shards/{000..099}.tar`, `pipe:aws s3 cp ... -`), several joined with
     # `::`, or `synthetic` (deterministic learnable images, for tests and smoke runs).
     train: str = "synthetic"
+    # Held-out shards for evaluation (same forms as train); read by the evaluation code, not the train loader.
     val: str | None = None
     # resampled: infinite stream, shards drawn with replacement per worker (single-pass stages; no counts
     # needed). epoch: every sample once per epoch (needs per-shard counts: a manifest), epochs chained.

@@ -37,6 +37,9 @@ class ShardSet:
 
 
 def is_local(url: str) -> bool:
+    """A plain path or file:// URL; the rest (https://, s3://, pipe:...) goes through webdataset gopen."""
+    if url.startswith("pipe:"):
+        return False
     return "://" not in url or url.startswith("file://")
 
 
@@ -142,7 +145,7 @@ def _manifest_next_to(urls: list[str]) -> ShardSet | None:
 def list_shards(spec: str) -> ShardSet:
     """Resolve a data source string (see module doc) to shard URLs and, where known, their counts."""
     spec = spec.strip()
-    local = is_local(spec) and not spec.startswith("pipe:")
+    local = is_local(spec)
     if spec.endswith(".json"):
         return read_manifest(spec)
     if local and os.path.isdir(local_path(spec)):

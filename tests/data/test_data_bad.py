@@ -110,6 +110,9 @@ def test_a_missing_dataset_is_an_error_at_start(tmp_path: Path) -> None:
     cfg = DataConfig(train=str(tmp_path / "nowhere" / "{000..009}.tar"), workers=0)
     with pytest.raises(ConfigError, match="none of its 10 shards exist"):
         build_train_loader(cfg, stage="mae", image_size=16, micro_batch=2, rank=0, world_size=1, seed=0)
+    remote = DataConfig(train=f"pipe:cat {tmp_path}/nowhere/{{000..009}}.tar", workers=0)
+    with pytest.raises(ConfigError, match="first shard"):
+        build_train_loader(remote, stage="mae", image_size=16, micro_batch=2, rank=0, world_size=1, seed=0)
 
 
 def test_epoch_mode_without_counts_says_how_to_get_them(tmp_path: Path) -> None:
@@ -128,3 +131,31 @@ def test_resampled_mode_reads_shards_without_a_manifest(tmp_path: Path) -> None:
     assert keys == {"x0", "x1", "x2"}
     assert loader.stats()["empty_shard"] >= 1
     assert torch.equal(next(loader)["target"].sum(1), torch.ones(2))
+
+
+def test_stream_urls_read_like_local_files(tmp_path: Path) -> None:
+    """`pipe:` URLs (webdataset's gopen; the path remote shards take) stream through tarfile's r| mode,
+    skipping to a mid-shard resume position by reading; the stream equals the local one."""
+    write_tar(tmp_path / "p0.tar", _good("p", 9, 0))
+    write_tar(tmp_path / "q0.tar", _good("q", 7, 50))
+    local = tmp_path / "local"
+    local.mkdir()
+    piped = tmp_path / "piped"
+    piped.mkdir()
+    names = ["p0.tar", "q0.tar"]
+    write_manifest(local, [str(tmp_path / n) for n in names], [9, 7], ["x", "y"], "cls")
+    write_manifest(piped, [f"pipe:cat {tmp_path / n}" for n in names], [9, 7], ["x", "y"], "cls")
+
+    def stream(folder: Path, skip: int, n: int) -> list[list[str]]:
+        cfg = DataConfig(train=str(folder / "shards.json"), mode="epoch", workers=0, shuffle_buffer=3)
+        make = lambda: build_train_loader(
+            cfg, stage="wsp", image_size=16, micro_batch=2, rank=0, world_size=1, seed=4
+        )
+        first = make()
+        for _ in range(skip):
+            next(first)
+        second = make()
+        second.load_state_dict(first.state_dict())
+        return [next(second)["key"] for _ in range(n)]
+
+    assert stream(piped, 3, 9) == stream(local, 3, 9) == stream(local, 0, 12)[3:]
