@@ -74,11 +74,14 @@ def resolve_masking(t: torch.Tensor) -> str:
         return "fused"
     if _policy == "auto" and t.device.type == "cuda":
         try:
-            from scaling.kernels import fused_mask_gather  # noqa: F401
-        except ImportError as e:
-            _log_once("mask-ref", f"kernels=auto: MAE masking uses the torch reference ({e})")
-            return "reference"
-        return "fused"
+            from scaling.kernels import supports_fused_masking
+        except ImportError as e:  # triton missing on this platform
+            ok, why = False, str(e)
+        else:
+            ok, why = supports_fused_masking(t)
+        if ok:
+            return "fused"
+        _log_once("mask-ref", f"kernels=auto: MAE masking uses the torch reference ({why})")
     return "reference"
 
 

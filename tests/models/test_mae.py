@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from scaling.kernels import mask_noise, sample_seeds
 from timm.models.vision_transformer import Block as TimmBlock
 
+from scaling.kernels import mask_noise, sample_seeds
 from scaling.models import create_mae
 from scaling.models.masking import mask_gather
 
