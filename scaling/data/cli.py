@@ -29,7 +29,13 @@ BENCH_EXAMPLE = """example:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scaling data", description="Write, inspect and benchmark tar shards.")
+    p = argparse.ArgumentParser(
+        prog="scaling data",
+        description="Write, inspect and benchmark tar shards.",
+        epilog="example:\n  scaling data write photos/ shards/ && scaling data inspect shards/ && "
+        "scaling data bench shards/\n\nRun `scaling data COMMAND --help` for each command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
 

@@ -147,3 +147,16 @@ def test_shards_are_plain_tars(tmp_path: Path, make_images) -> None:
     with tarfile.open(tmp_path / "o" / "000000.tar") as tar:
         names = tar.getnames()
     assert sorted(n.rsplit(".", 1)[1] for n in names) == ["cls"] * 3 + ["jpg"] * 3
+
+
+def test_max_size_shrinks_big_images(tmp_path: Path, make_images) -> None:
+    src = make_images([3])  # 40 x 32 JPEGs
+    assert main(["write", str(src), str(tmp_path / "o"), "--max-size", "16", "--quiet"]) == 0
+    sizes = [
+        im.size
+        for im in wds.WebDataset(str(tmp_path / "o" / "000000.tar"), shardshuffle=False)
+        .decode("pil")
+        .to_tuple("jpg")
+        .map(lambda t: t[0])
+    ]
+    assert sizes == [(20, 16)] * 3
