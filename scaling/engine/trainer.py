@@ -132,6 +132,8 @@ def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
     if resume_tag is not None:
         _, client = engine.load_checkpoint(str(resume_tag.parent), tag=resume_tag.name)
         state = TrainState(**client["train_state"])
+        if ds_cfg.get("checkpoint", {}).get("load_universal"):
+            _restore_group_hparams(engine.optimizer, groups, scheduler, lr)
         streams.load_state_dict(ckpt.load_stream_states(resume_tag))
         if ckpt.read_marker(resume_tag)["world_size"] == dist.world_size:
             ckpt.set_rng_state(ckpt.load_rank_state(resume_tag, dist.rank)["rng"])
@@ -256,6 +258,21 @@ def _load_encoder(model, sd: dict[str, torch.Tensor]) -> None:
         raise WeightsError(f"stage-1 weights do not fit this model: missing {missing[:10]}, unexpected "
                            f"{unexpected[:10]}. Is model.name the same as stage 1's?")
     load_into_model(model, sd, strict=False)
+
+
+def _restore_group_hparams(optimizer, groups: list[dict], scheduler, peak: float) -> None:
+    """DeepSpeed 0.19's universal-checkpoint load copies param group 0's hyperparameters into every group
+    (zero/stage3.py, load_hp_checkpoint_state_from_checkpoint_dir_stage3), which erases the decay/no-decay
+    split and layer-wise lr scales; put ours back (the scheduler's own state was loaded intact)."""
+    inner = getattr(optimizer, "optimizer", optimizer)
+    if len(inner.param_groups) != len(groups):
+        raise RuntimeError(f"optimizer has {len(inner.param_groups)} param groups after the universal load, "
+                           f"expected {len(groups)}")
+    for ours, theirs, last_lr in zip(groups, inner.param_groups, scheduler.get_last_lr()):
+        theirs["weight_decay"] = ours["weight_decay"]
+        theirs["lr_scale"] = ours["lr_scale"]
+        theirs["initial_lr"] = peak * ours["lr_scale"]
+        theirs["lr"] = last_lr
 
 
 def _recipe(cfg: TrainConfig) -> str:
