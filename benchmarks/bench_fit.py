@@ -28,6 +28,7 @@ import argparse  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -157,12 +158,12 @@ def curves_section(data_dir: Path) -> dict:
         }
 
 
-def coverage_section(draws: int, boots: int, noise: float) -> dict:
+def coverage_section(draws: int, boots: int, noise: float, laws: list[str]) -> dict:
     sys.path.insert(0, str(REPO / "tests" / "laws"))
     from simulate import TRUTH, draw  # the tests' seeded simulation, one source of truth
 
     out = {}
-    for name in LAWS:
+    for name in laws:
         law = get_law(name)
         rng = np.random.default_rng(11)
         hits = np.zeros(len(law.params))
@@ -183,14 +184,33 @@ def coverage_section(draws: int, boots: int, noise: float) -> dict:
     return out
 
 
+def _stamp() -> dict:
+    """When and from which commit a section was measured (a --merge run updates only some sections)."""
+
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "scaling/laws", "benchmarks/bench_fit.py", "tests/laws")
+    return {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": git("rev-parse", "--short", "HEAD") + ("+uncommitted" if dirty else ""),
+        "load_average": os.getloadavg(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--plain-starts", type=int, default=4500, help="starts of the plain grid (of 4,500)")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--coverage-draws", type=int, default=50)
-    p.add_argument("--skip-plain", action="store_true")
+    p.add_argument("--coverage-laws", default=",".join(LAWS), help="comma-separated laws for the coverage run")
+    p.add_argument("--skip-plain", action="store_true", help="also leaves ours/speedup out: they go together")
+    p.add_argument("--skip-bootstrap", action="store_true")
     p.add_argument("--skip-curves", action="store_true")
     p.add_argument("--skip-coverage", action="store_true")
+    p.add_argument(
+        "--merge", action="store_true", help="update only the sections measured now in an existing --out JSON"
+    )
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "fit_bench_cpu.json")
     args = p.parse_args(argv)
@@ -198,42 +218,52 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no reference data in {args.data} (see shared/data/README.md); pass --data", file=sys.stderr)
         return 2
 
-    report = {
-        "machine": {
+    report = json.loads(args.out.read_text()) if args.merge and args.out.is_file() else {}
+    measured = report.setdefault("measured", {})
+    for key in ("ours", "plain", "speedup", "objective_rel_diff", "bootstrap", "curves_first_half_predicts_end"):
+        if key in report:
+            measured.setdefault(key, "unstamped: an earlier full run of this script")
+    for c in report.get("coverage", {}).values():
+        c.setdefault("measured", "unstamped: an earlier full run of this script")
+    report.setdefault("machine", {}).update(
+        {
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
-            "load_average_start": os.getloadavg(),
             "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
-        },
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
-    }
+        }
+    )
+    report["versions"] = {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__}
     N, D, L = chinchilla_points(args.data)
-    report["ours"], result, data = ours(N, D, L)
+    fitted, result, data = ours(N, D, L)
     print(
-        f"ours:  {report['ours']['seconds']:.2f} s, objective {report['ours']['objective']:.8e}, "
-        f"{ {k: round(v, 4) for k, v in report['ours']['params'].items()} }",
+        f"ours:  {fitted['seconds']:.2f} s, objective {fitted['objective']:.8e}, "
+        f"{ {k: round(v, 4) for k, v in fitted['params'].items()} }",
         flush=True,
     )
     if not args.skip_plain:
-        report["plain"] = plain_procedure(N, D, L, args.plain_starts)
-        plain = report["plain"]
-        report["speedup"] = plain["seconds"] / report["ours"]["seconds"]
-        report["objective_rel_diff"] = (report["ours"]["objective"] - plain["objective"]) / plain["objective"]
+        plain = plain_procedure(N, D, L, args.plain_starts)
+        report["ours"], report["plain"] = fitted, plain
+        report["speedup"] = plain["seconds"] / fitted["seconds"]
+        report["objective_rel_diff"] = (fitted["objective"] - plain["objective"]) / plain["objective"]
+        for key in ("ours", "plain", "speedup", "objective_rel_diff"):
+            measured[key] = _stamp()
         print(
             f"plain: {plain['seconds']:.1f} s for {plain['starts']} of {plain['of']} starts, objective "
             f"{plain['objective']:.8e}; ours is {report['speedup']:.0f}x faster, objective "
             f"(ours - plain) / plain = {report['objective_rel_diff']:.2e}",
             flush=True,
         )
-    report["bootstrap"] = bootstrap_section(result, data, args.bootstrap)
-    b = report["bootstrap"]
-    print(
-        f"bootstrap: {b['n']} refits in {b['seconds']:.1f} s ({b['ms_per_refit']:.1f} ms each), "
-        f"{b['failed']} failed, {b['not_converged']} not converged",
-        flush=True,
-    )
+    if not args.skip_bootstrap:
+        report["bootstrap"] = b = bootstrap_section(result, data, args.bootstrap)
+        measured["bootstrap"] = _stamp()
+        print(
+            f"bootstrap: {b['n']} refits in {b['seconds']:.1f} s ({b['ms_per_refit']:.1f} ms each), "
+            f"{b['failed']} failed, {b['not_converged']} not converged",
+            flush=True,
+        )
     if not args.skip_curves:
         report["curves_first_half_predicts_end"] = curves_section(args.data)
+        measured["curves_first_half_predicts_end"] = _stamp()
         for name, c in report["curves_first_half_predicts_end"].items():
             print(
                 f"curves {name}: {c['runs']} runs, median |rel err| {c['median_abs_rel_error']:.2%}, "
@@ -241,10 +271,12 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     if not args.skip_coverage:
-        report["coverage"] = coverage_section(args.coverage_draws, 100, 0.01)
-        for name, c in report["coverage"].items():
+        laws = [n for n in args.coverage_laws.split(",") if n]
+        coverage = coverage_section(args.coverage_draws, 100, 0.01, laws)
+        report.setdefault("coverage", {}).update(coverage)
+        for name, c in coverage.items():
+            c["measured"] = _stamp()
             print(f"coverage {name}: {c['coverage_90']} ({c['seconds']:.0f} s)", flush=True)
-    report["machine"]["load_average_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")

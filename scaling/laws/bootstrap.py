@@ -91,6 +91,8 @@ def _resample_residuals(full: Fit, data: FitData, rng: np.random.Generator) -> F
         pred = full.predict(X, g)
         resid = np.log(data.y[idx]) - np.log(np.maximum(pred, 1e-300))
         n = len(idx)
+        # Fitted residuals are smaller than the noise by ~sqrt((n - p) / n): p parameters absorbed some.
+        resid = (resid - np.median(resid)) * np.sqrt(n / max(n - len(full.law.params), 1))
         block = max(1, round(n ** (1 / 3)))
         starts = rng.integers(0, n, int(np.ceil(n / block)))
         picks = (starts[:, None] + np.arange(block)[None, :]).ravel()[:n] % n

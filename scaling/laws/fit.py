@@ -64,8 +64,9 @@ def _fit_groups_apart(law, data, starts, warm, coarse, warn) -> Fit:
         theta[layout.index[g]] = one.values
         objective_sum += one.objective
         ok &= one.converged
-        messages.append(f"{name}: {one.message}")
-    result = Fit(law, layout, theta, objective_sum, ok, "; ".join(messages))
+        if not one.converged:
+            messages.append(f"{name}: {one.message}")
+    result = Fit(law, layout, theta, objective_sum, ok, "; ".join(messages) or "converged")
     if warn:
         _warn_if_doubtful(result)
     return result

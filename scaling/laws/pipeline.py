@@ -77,7 +77,7 @@ def fit_table(law: Law, sel: Selection, opt: FitOptions) -> Outcome:
     fit_data = train.subset(select(train)) if select else train
     result = fit(law, fit_data, opt.share)
     boot = run_bootstrap(result, train, opt.bootstrap, opt.seed, select) if opt.bootstrap else None
-    derived = _derived(law, result, boot, sel, opt)
+    derived = _derived(law, result, boot, sel, opt, ~held)
     x_report = data.X["x"] if "x" in data.X else sel.size
     report = _report(law, result, boot, opt, fit_data, derived)
     report.update(
@@ -160,7 +160,7 @@ def truncate(curves: list[Curve], fraction: float) -> list[Curve]:
     return out
 
 
-def _derived(law: Law, result: Fit, boot: Bootstrap | None, sel: Selection, opt: FitOptions) -> dict:
+def _derived(law: Law, result: Fit, boot: Bootstrap | None, sel: Selection, opt: FitOptions, train: np.ndarray) -> dict:
     out: dict = {}
     level = opt.level
     if opt.allocate:
@@ -173,7 +173,9 @@ def _derived(law: Law, result: Fit, boot: Bootstrap | None, sel: Selection, opt:
                     "--allocate: the table has no flops column to infer C = k N D from; pass "
                     "--flops-per-param-sample (6 for dense transformers per token)"
                 )
-            k = flops_per_param_sample(sel.table.numbers("flops"), sel.data.X["N"], sel.data.X["D"])
+            # from the fitted runs only: held-out runs inform nothing, not even this unit constant
+            X = sel.data.X
+            k = flops_per_param_sample(sel.table.numbers("flops")[train], X["N"][train], X["D"][train])
         out["flops_per_param_sample"] = k
         rows = []
         for c in opt.allocate:
