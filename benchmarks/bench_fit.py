@@ -160,7 +160,7 @@ def curves_section(data_dir: Path) -> dict:
 
 def coverage_section(draws: int, boots: int, noise: float, laws: list[str]) -> dict:
     sys.path.insert(0, str(REPO / "tests" / "laws"))
-    from simulate import TRUTH, draw  # the tests' seeded simulation, one source of truth
+    from laws_simulate import TRUTH, draw  # the tests' seeded simulation, one source of truth
 
     out = {}
     for name in laws:

@@ -30,8 +30,8 @@ _RESULTS_EXAMPLE = """examples:
   scaling results curves runs/vit_b_* --out curves.csv"""
 
 _FIT_EXAMPLE = (
-    """laws: """
-    + "; ".join(f"{n}: {law.formula}" for n, law in LAWS.items())
+    "laws:\n"
+    + "\n".join(f"  {n:<17} {law.formula}" for n, law in LAWS.items())
     + """
 
 examples:

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import synthetic_results
+from laws_fixtures import synthetic_results
 
 from scaling.laws import refine
 from scaling.laws.cli import main

@@ -6,7 +6,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import synthetic_results
+from laws_fixtures import synthetic_results
 
 from scaling.cli import main as scaling_main
 from scaling.laws.cli import MULTI_COMMAND, main

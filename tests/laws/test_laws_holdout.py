@@ -6,10 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import synthetic_results
+from laws_fixtures import synthetic_results
+from laws_simulate import TRUTH, schedule_curves
 
 from scaling.laws import pipeline
 from scaling.laws.cli import main
+from scaling.laws.convergence import annealing_areas
 from scaling.laws.laws import get_law
 from scaling.laws.pipeline import FitOptions, fit_table
 from scaling.laws.results import select
@@ -115,3 +117,18 @@ def test_holdout_of_every_run_is_refused(tmp_path) -> None:
         ["fit", str(csv), "--law", "power", "--y", "linear_top1", "--holdout", "4", "--out", str(tmp_path / "f.json")]
     )
     assert code == 2
+
+
+def test_short_runs_and_the_early_part_of_the_largest_predict_its_end() -> None:
+    law = get_law("convergence_size")
+    curves = schedule_curves([1e7, 1e8, 1e9, 1e10])
+    theta = [TRUTH["convergence_size"][p] for p in law.params]
+    for c in curves:  # noise-free curves from the law itself
+        s1, s2 = annealing_areas(c.lr)
+        i = c.step - 1
+        c.loss = law.predict({"S1": s1[i], "S2": s2[i], "N": np.full(len(i), c.params)}, theta)
+    out = pipeline.fit_curves(law, curves, FitOptions(fit_fraction=0.5, holdout=1, bootstrap=0))
+    (row,) = out.report["holdout"]  # only the largest run's end is held out; the others are fitted whole
+    assert row["run"].endswith("1e+10") and row["x"] == 20_000
+    assert row["predicted"] == pytest.approx(row["actual"], rel=1e-4)
+    assert out.report["n_points"] == 8 * 20 - 10  # the largest run's second half never entered the fit

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
-from conftest import make_run_dir, synthetic_results
-from simulate import TRUTH, inputs
+from laws_fixtures import make_run_dir, synthetic_results
+from laws_simulate import TRUTH, inputs
 
 from scaling.laws import plots
 from scaling.laws.cli import main

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_file
+from laws_fixtures import shared_file
 
 from scaling.laws import reference_data as ref
 from scaling.laws.fit import fit

@@ -6,7 +6,7 @@ import csv
 import json
 
 import pytest
-from conftest import make_run_dir
+from laws_fixtures import make_run_dir
 
 from scaling.cli import main as scaling_main
 from scaling.laws.cli import main

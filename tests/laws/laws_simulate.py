@@ -18,7 +18,8 @@ TRUTH: dict[str, dict[str, float]] = {
 }
 
 
-def _curves(sizes: list[float]) -> list[Curve]:
+def schedule_curves(sizes: list[float]) -> list[Curve]:
+    """A cosine and a constant-lr curve (warmup 500, 20k steps, logged every 1k) per model size."""
     curves = []
     for n in sizes:
         for kind in ("cosine", "constant"):
@@ -39,7 +40,7 @@ def inputs(law_name: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
         X = {"x": np.geomspace(1e2, 1e7, 24)}
     else:
         sizes = [1e7, 1e8, 1e9, 1e10] if law_name == "convergence_size" else [1e8]
-        data = curve_points(_curves(sizes), get_law(law_name).inputs)
+        data = curve_points(schedule_curves(sizes), get_law(law_name).inputs)
         return data.X, data.run
     n = len(next(iter(X.values())))
     return X, np.array([f"run{i:03d}" for i in range(n)])

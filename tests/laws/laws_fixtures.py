@@ -1,5 +1,8 @@
-"""Fixtures for the scaling-law tests: the shared reference data (skipped with a reason where absent),
-synthetic results tables and run directories."""
+"""Helpers for the scaling-law tests: the shared reference data (skipped with a reason where absent),
+synthetic results tables and run directories.
+
+A plain module, not conftest.py: other test folders do `from conftest import ...`, and two modules named
+conftest in one pytest session shadow each other."""
 
 from __future__ import annotations
 
@@ -106,8 +109,3 @@ def make_run_dir(
         (d / "eval").mkdir(exist_ok=True)
         (d / "eval" / f"{i}.json").write_text(json.dumps(rec))
     return d
-
-
-@pytest.fixture
-def results_csv(tmp_path: Path) -> Path:
-    return synthetic_results(tmp_path / "results.csv")
