@@ -27,10 +27,6 @@ def huber(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
     return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
 
-def huber_grad(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
-    return np.clip(r, -delta, delta)
-
-
 def huber_irls_weight(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
     """Weights that make a least-squares step minimise Huber: 1 inside delta, delta/|r| outside."""
     a = np.abs(r)

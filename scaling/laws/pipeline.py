@@ -6,7 +6,6 @@ the FIT.json dictionary; the CLI only parses arguments, prints and writes.
 
 from __future__ import annotations
 
-import copy
 import platform
 from dataclasses import dataclass, field
 
@@ -146,18 +145,6 @@ def fit_curves(
     )
     report["holdout_summary"] = backtest.summarise(report["holdout"])
     return Outcome(result, boot, report)
-
-
-def truncate(curves: list[Curve], fraction: float) -> list[Curve]:
-    """Copies of curves keeping only points up to `fraction` of each run's last step (lr schedule kept)."""
-    out = []
-    for c in curves:
-        keep = c.step <= fraction * c.step[-1]
-        t = copy.copy(c)
-        t.step, t.loss = c.step[keep], c.loss[keep]
-        t.samples = None if c.samples is None else c.samples[keep]
-        out.append(t)
-    return out
 
 
 def _derived(law: Law, result: Fit, boot: Bootstrap | None, sel: Selection, opt: FitOptions, train: np.ndarray) -> dict:

@@ -18,7 +18,7 @@ from scaling.laws.laws import Law
 from scaling.laws.objective import huber_log
 from scaling.laws.problem import FitData, Layout
 
-MAXCOR = 20
+MAXCOR = 20  # L-BFGS memory: more pairs than the default 10 help in the curved Huber valley
 
 
 class _Problem:
@@ -85,12 +85,6 @@ class _Problem:
             )
             np.add.at(grad, idx, np.concatenate([g_nl, g_lin]))
         return total, grad
-
-
-def objective_value(law: Law, layout: Layout, data: FitData, theta: np.ndarray) -> float:
-    """The Huber-on-log objective at theta (raw parameters)."""
-    prob = _Problem(law, layout, data)
-    return prob.objective(prob.to_normalised(theta))[0]
 
 
 def refine(
