@@ -18,7 +18,7 @@ from scaling.laws.laws import Law
 from scaling.laws.objective import huber_log
 from scaling.laws.problem import FitData, Layout
 
-MAXCOR = 20  # L-BFGS memory: more pairs than the default 10 help in the curved Huber valley
+MAXCOR = 20  # L-BFGS history pairs; with at most ~10 parameters, memory is no concern
 
 
 class _Problem:
