@@ -1,70 +1,10 @@
-"""Shared helpers: run `scaling train` for real (a subprocess, or N ranks through the deepspeed launcher)."""
+"""Session-wide test setup.
 
-from __future__ import annotations
+Triton's interpreter (the fused kernels' CPU path) must be switched on before triton is first imported, and
+deepspeed imports triton as soon as any engine test module is collected; so it is set here, before any
+test module is imported. On CPU the engine dispatches to SDPA/reference kernels, so this changes nothing else.
+"""
 
-import json
 import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def train_cmd(config: str, overrides: list[str], ranks: int = 1) -> list[str]:
-    if ranks == 1:
-        return [sys.executable, "-m", "scaling.train", "--config", config, *overrides]
-    launcher = [
-        sys.executable,
-        "-m",
-        "deepspeed.launcher.runner",
-        "--num_gpus",
-        str(ranks),
-        "--master_port",
-        str(_free_port()),
-    ]
-    return [*launcher, "--module", "scaling.train", "--config", config, *overrides]
-
-
-def run_train(
-    config: str, overrides: list[str], ranks: int = 1, check: bool = True, timeout: float = 600
-) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("RANK", None)
-    proc = subprocess.run(
-        train_cmd(config, overrides, ranks),
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"training failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
-        )
-    return proc
-
-
-def losses(run_dir: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-
-
-@pytest.fixture
-def tiny_mae() -> str:
-    return str(REPO / "configs" / "tiny" / "mae.yaml")
-
-
-@pytest.fixture
-def tiny_wsp() -> str:
-    return str(REPO / "configs" / "tiny" / "wsp.yaml")
+os.environ.setdefault("TRITON_INTERPRET", "1")

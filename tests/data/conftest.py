@@ -1,45 +1,11 @@
-"""Fixtures for the data tests: real JPEGs written with PIL into real webdataset tar shards."""
+"""Fixtures of the data tests."""
 
 from __future__ import annotations
 
-import io
-import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
-
-
-def jpeg_bytes(seed: int, width: int = 40, height: int = 32, quality: int = 85) -> bytes:
-    """A small real JPEG whose content depends on `seed` (smooth gradient + noise)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    base = rng.uniform(0, 255, 3)
-    img = (
-        base
-        + 60 * np.sin(x[..., None] / (3 + seed % 5) + rng.uniform(0, 6, 3))
-        + rng.normal(0, 8, (height, width, 3))
-    )
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
-
-
-def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))
-
-
-def write_tar(path: Path, samples: list[dict[str, bytes]]) -> Path:
-    """Write samples ({"__key__": ..., "jpg": ..., "cls": ...}) as a webdataset tar at `path`."""
-    with tarfile.open(path, "w") as tar:
-        for sample in samples:
-            for ext, data in sample.items():
-                if ext != "__key__":
-                    add_member(tar, f"{sample['__key__']}.{ext}", data)
-    return path
+from data_helpers import jpeg_bytes
 
 
 @pytest.fixture
@@ -58,28 +24,3 @@ def make_images(tmp_path: Path):
         return root
 
     return make
-
-
-def uneven_shards(folder: Path, sizes: list[int], labelled: bool = True, prefix: str = "s") -> list[str]:
-    """Tars of the given sizes with unique keys `{prefix}{shard}_{i}`; returns all keys in write order."""
-    folder.mkdir(parents=True, exist_ok=True)
-    keys = []
-    for s, n in enumerate(sizes):
-        samples = []
-        for i in range(n):
-            key = f"{prefix}{s}_{i}"
-            sample = {"__key__": key, "jpg": jpeg_bytes(s * 1000 + i)}
-            if labelled:
-                sample["cls"] = str((s + i) % 3).encode()
-            samples.append(sample)
-            keys.append(key)
-        write_tar(folder / f"{s:06d}.tar", samples)
-    return keys
-
-
-def manifest_for(folder: Path) -> Path:
-    """shards.json for the tars in `folder`, through the `scaling data inspect` code path."""
-    from scaling.data.inspect_shards import inspect, write_manifest_for
-
-    shards, results = inspect(str(folder), progress=False)
-    return write_manifest_for(shards, results)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import jpeg_bytes, write_tar
+from data_helpers import jpeg_bytes, write_tar
 
 from scaling.config import ConfigError
 from scaling.data import DataConfig, build_train_loader

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import jpeg_bytes
+from data_helpers import jpeg_bytes
 from PIL import Image
 
 from scaling.data import counter_rng

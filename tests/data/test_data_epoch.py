@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import manifest_for, uneven_shards
+from data_helpers import manifest_for, uneven_shards
 
 from scaling.data import DataConfig, build_train_loader
 from scaling.data.assignment import Layout, lane_batches, simulate_epoch

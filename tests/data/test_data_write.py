@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import webdataset as wds
-from conftest import jpeg_bytes, write_tar
+from data_helpers import jpeg_bytes, write_tar
 from PIL import Image
 
 from scaling.data import DataConfig, build_train_loader

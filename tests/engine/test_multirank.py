@@ -7,7 +7,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import REPO, losses, run_train, train_cmd
+from train_helpers import REPO, losses, run_train, train_cmd
 
 from scaling.engine.checkpoint import MARKER, complete_checkpoints
 

@@ -1,6 +1,6 @@
 """A run killed while a checkpoint is being written resumes from the previous one, exactly."""
 
-from conftest import losses, run_train
+from train_helpers import losses, run_train
 
 from scaling.engine.checkpoint import MARKER, complete_checkpoints
 

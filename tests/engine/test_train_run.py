@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from conftest import REPO, losses, run_train
+from train_helpers import REPO, losses, run_train
 
 from scaling.engine.checkpoint import complete_checkpoints
 from scaling.engine.metrics import METRIC_KEYS

@@ -11,6 +11,7 @@ import os
 os.environ["TRITON_INTERPRET"] = "1"
 
 import pytest  # noqa: E402
+
 from scaling.kernels._support import poisoned_outputs  # noqa: E402
 
 

@@ -4,6 +4,7 @@ import random
 
 import pytest
 import torch
+
 from scaling.kernels import attention_reference, flash_attention, supports_fused_attention
 from scaling.kernels._support import new_output, poisoned_outputs
 from scaling.kernels.attention import INTERPRETER_CONFIG, head_split

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from scaling.kernels import (
     fused_mask_gather,
     fused_unshuffle_fill,
