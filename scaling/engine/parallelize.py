@@ -16,7 +16,7 @@ from torch.utils.checkpoint import checkpoint
 
 from scaling.models import create_mae, create_model
 from scaling.models.layers import Block
-from scaling.models.weights import WeightsError, fit_pos_embed
+from scaling.models.weights import check_fit, fit_pos_embed
 
 log = logging.getLogger(__name__)
 
@@ -77,29 +77,22 @@ def _real_shape(p: torch.Tensor) -> tuple[int, ...]:
     return tuple(getattr(p, "ds_shape", p.shape))
 
 
-def load_into_model(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool = True) -> None:
+def load_into_model(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool = True,
+                    allow_missing: tuple[str, ...] = ()) -> None:
     """Copy `sd` into `model`'s parameters, sharded or not, gathering one module's own parameters at a
-    time (peak memory: the largest module, not the model). Keys and shapes are checked first."""
+    time (peak memory: the largest module, not the model). Keys and shapes are checked first (`check_fit`)."""
     import deepspeed
 
-    params = dict(model.named_parameters())
-    fit_pos_embed(sd, {k: _real_shape(p) for k, p in params.items()})
-    missing = sorted(set(params) - set(sd))
-    unexpected = sorted(set(sd) - set(params))
-    mismatched = sorted(k for k in set(params) & set(sd) if _real_shape(params[k]) != tuple(sd[k].shape))
-    if strict and (missing or unexpected or mismatched):
-        raise WeightsError(
-            f"weights do not fit the model: missing {missing[:10]}, unexpected {unexpected[:10]}, "
-            f"shape mismatches {mismatched[:10]}."
-        )
-    for module in model.modules():
-        own = [(n, p) for n, p in module.named_parameters(recurse=False)]
+    shapes = {k: _real_shape(p) for k, p in model.named_parameters()}
+    fit_pos_embed(sd, shapes)
+    mismatched = check_fit(shapes, sd, strict, allow_missing)
+    for prefix, module in model.named_modules():
+        own = list(module.named_parameters(recurse=False))
         if not own:
             continue
-        prefix = next(k for k, v in params.items() if v is own[0][1])[: -len(own[0][0])]
         with deepspeed.zero.GatheredParameters([p for _, p in own], modifier_rank=0):
             with torch.no_grad():
                 for name, p in own:
-                    key = prefix + name
+                    key = f"{prefix}.{name}" if prefix else name
                     if key in sd and key not in mismatched:
                         p.data.copy_(sd[key].to(p.dtype))

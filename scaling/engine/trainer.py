@@ -251,13 +251,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 def _load_encoder(model, sd: dict[str, torch.Tensor]) -> None:
     """Stage-1 encoder into a classifier: every encoder tensor must fit (checked before any copy); the
     head keeps its fresh initialisation."""
-    params = {k for k, _ in model.named_parameters()}
-    missing = sorted(params - set(sd) - {k for k in params if k.startswith("head.")})
-    unexpected = sorted(set(sd) - params)
-    if missing or unexpected:
-        raise WeightsError(f"stage-1 weights do not fit this model: missing {missing[:10]}, unexpected "
-                           f"{unexpected[:10]}. Is model.name the same as stage 1's?")
-    load_into_model(model, sd, strict=False)
+    try:
+        load_into_model(model, sd, strict=True, allow_missing=("head.",))
+    except WeightsError as e:
+        raise WeightsError(f"stage-1 {e} Is model.name the same as stage 1's?") from e
 
 
 def _restore_group_hparams(optimizer, groups: list[dict], scheduler, peak: float) -> None:

@@ -121,13 +121,18 @@ def fit_pos_embed(sd: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]
             sd[key] = resample_pos_embed(sd[key], grid)
 
 
-def load_into(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool = True) -> None:
-    """model.load_state_dict with a clear error naming missing/unexpected keys and shape mismatches;
-    non-strict loading logs what it skipped instead of failing."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    mismatched = sorted(k for k in set(own) & set(sd) if own[k].shape != sd[k].shape)
+def check_fit(
+    shapes: dict[str, tuple[int, ...]],
+    sd: dict[str, torch.Tensor],
+    strict: bool = True,
+    allow_missing: tuple[str, ...] = (),
+) -> set[str]:
+    """Compare `sd` with a model's tensor shapes (name -> shape). Strict: a WeightsError naming the missing
+    and unexpected keys and the shape mismatches (keys starting with `allow_missing` may be absent);
+    non-strict: a log line. Returns the mismatched keys, which a loader must skip."""
+    missing = sorted(k for k in set(shapes) - set(sd) if not k.startswith(allow_missing))
+    unexpected = sorted(set(sd) - set(shapes))
+    mismatched = sorted(k for k in set(shapes) & set(sd) if tuple(shapes[k]) != tuple(sd[k].shape))
     if strict and (missing or unexpected or mismatched):
         parts = []
         if missing:
@@ -135,26 +140,21 @@ def load_into(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool = True
         if unexpected:
             parts.append(f"unexpected keys {unexpected[:12]}{' ...' if len(unexpected) > 12 else ''}")
         if mismatched:
-            parts.append(
-                "shape mismatches "
-                + ", ".join(
-                    f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}" for k in mismatched[:6]
-                )
-            )
-        raise WeightsError(
-            "weights do not fit the model: "
-            + "; ".join(parts)
-            + ". Pass strict=False to load the rest and skip these."
-        )
+            parts.append("shape mismatches " + ", ".join(
+                f"{k}: file {tuple(sd[k].shape)} vs model {tuple(shapes[k])}" for k in mismatched[:6]))
+        raise WeightsError("weights do not fit the model: " + "; ".join(parts)
+                           + ". Pass strict=False to load the rest and skip these.")
     if missing or unexpected or mismatched:
-        log.warning(
-            "non-strict load: skipped missing %s, unexpected %s, mismatched %s",
-            missing,
-            unexpected,
-            mismatched,
-        )
-    usable = {k: v for k, v in sd.items() if k in own and k not in mismatched}
-    model.load_state_dict(usable, strict=False)
+        log.warning("non-strict load: skipped missing %s, unexpected %s, mismatched %s", missing, unexpected,
+                    mismatched)
+    return set(mismatched)
+
+
+def load_into(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool = True) -> None:
+    """model.load_state_dict, checked by `check_fit` first (no silent partial load)."""
+    own = model.state_dict()
+    mismatched = check_fit({k: tuple(v.shape) for k, v in own.items()}, sd, strict)
+    model.load_state_dict({k: v for k, v in sd.items() if k in own and k not in mismatched}, strict=False)
 
 
 def load_encoder_weights(
