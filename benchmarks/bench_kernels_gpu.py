@@ -213,8 +213,9 @@ def sdpa_backends() -> dict:
 
 def time_attention_case(name: str, H: int, D: int, N: int, budget_s: float, rep: Report) -> dict:
     import torch.nn.functional as F
-    from scaling.kernels import flash_attention
     from torch.nn.attention import sdpa_kernel
+
+    from scaling.kernels import flash_attention
 
     B = max(1, round(TOKENS_PER_CASE / N))
     dtype = torch.bfloat16

@@ -25,16 +25,24 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+try:
+    import scaling.kernels  # noqa: F401
+except ImportError:  # checkout not pip-installed: kernels/ is scaling.kernels only through setup.py's package_dir
+    import scaling
 
-CASES = {  # (model, stage): micro batches to try, largest first
-    ("vit_huge_patch14", "mae"): [256, 128, 64],
-    ("vit_huge_patch14", "wsp"): [96, 64, 32],
-    ("vit_2b_patch14", "mae"): [128, 64, 32],
-    ("vit_2b_patch14", "wsp"): [48, 32, 16],
+    scaling.__path__.append(str(REPO))
+
+CASES = {  # (model, stage): micro batches to try, largest first; the issue's target case runs first
+    ("vit_2b_patch14", "mae"): [512, 384, 256],
+    ("vit_huge_patch14", "mae"): [512, 256, 128],
+    ("vit_2b_patch14", "wsp"): [96, 64, 32],
+    ("vit_huge_patch14", "wsp"): [192, 128, 64],
 }
 SMOKE = {("vit_micro_patch4", "mae"): [8], ("vit_micro_patch4", "wsp"): [8]}
 NUM_CLASSES = 1000
+TORCH_LINEAR = torch.nn.functional.linear  # DeepSpeed can swap it process-wide; the baseline must get torch's
 
 
 def _sync(device: torch.device) -> None:
@@ -59,15 +67,31 @@ def _time_steps(step_fn, device: torch.device, warmup: int, steps: int) -> float
     return (time.perf_counter() - t0) / steps
 
 
+CASE_NOTES: dict[str, int] = {}  # facts about the last case, copied into its result
+PROFILE_TO: dict[str, str] = {}  # set by --profile: the first case of each impl writes its op table here
+
+
+def _profile(step_fn, path: str) -> None:
+    """Two steps under torch.profiler: where the GPU time goes, by op, for the next optimisation pass."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(2):
+            step_fn()
+        torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=60)
+    Path(path).write_text(table)
+
+
 def run_ours(name: str, stage: str, micro: int, device: torch.device, warmup: int, steps: int, smoke: bool) -> float:
     """Seconds per optimizer step of our engine pieces: zero.Init model, ZeRO-3 bf16, fused AdamW."""
     import deepspeed
-    from scaling.kernels import sample_seeds
 
     from scaling.engine.config import TrainConfig
     from scaling.engine.ds_config import build_ds_config, load_policy
     from scaling.engine.optim import build_optimizer, param_groups
     from scaling.engine.parallelize import build_model
+    from scaling.kernels import sample_seeds
     from scaling.models import get_spec, set_kernels, soft_target_cross_entropy
 
     precision = "fp32" if smoke else "bf16"
@@ -82,6 +106,8 @@ def run_ours(name: str, stage: str, micro: int, device: torch.device, warmup: in
     groups = param_groups(model, 0.05)
     opt = build_optimizer(groups, "torch", 1e-4, (0.9, 0.95), 1e-8, device.type)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=ds_cfg)
+    # tensors in ZeRO-3's flat buffer that start off a 16-byte boundary (see scaling/engine/optim.py ALIGN)
+    CASE_NOTES["misaligned_params"] = sum(p.ds_tensor.data_ptr() % 16 != 0 for p in model.parameters())
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     images, targets = _inputs(spec, stage, micro, device, dtype)
     counter = [0]
@@ -96,7 +122,10 @@ def run_ours(name: str, stage: str, micro: int, device: torch.device, warmup: in
         engine.step()
 
     try:
-        return _time_steps(step, device, warmup, steps)
+        seconds = _time_steps(step, device, warmup, steps)
+        if PROFILE_TO.get("ours") and device.type == "cuda":
+            _profile(step, PROFILE_TO.pop("ours"))
+        return seconds
     finally:
         engine.destroy()  # bench_case collects the garbage and empties the CUDA cache between cases
 
@@ -108,13 +137,16 @@ def run_baseline(name: str, stage: str, micro: int, device: torch.device, warmup
 
     from scaling.models import create_mae, get_spec, soft_target_cross_entropy
 
+    torch.nn.functional.linear = TORCH_LINEAR
     spec = get_spec(name)
-    if stage == "mae":
-        model = create_mae(name).to(device)
-    else:
-        model = timm_vit.VisionTransformer(img_size=spec.img_size, patch_size=spec.patch_size, num_classes=NUM_CLASSES,
-                                           embed_dim=spec.width, depth=spec.depth, num_heads=spec.heads,
-                                           mlp_ratio=spec.mlp_dim / spec.width, qkv_bias=True).to(device)
+    with device:  # built and initialised on the GPU: a 2B model's init on the host takes tens of seconds
+        if stage == "mae":
+            model = create_mae(name)
+        else:
+            model = timm_vit.VisionTransformer(img_size=spec.img_size, patch_size=spec.patch_size,
+                                               num_classes=NUM_CLASSES, embed_dim=spec.width, depth=spec.depth,
+                                               num_heads=spec.heads, mlp_ratio=spec.mlp_dim / spec.width,
+                                               qkv_bias=True)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
                             fused=device.type == "cuda")
     images, targets = _inputs(spec, stage, micro, device, torch.float32)
@@ -131,7 +163,10 @@ def run_baseline(name: str, stage: str, micro: int, device: torch.device, warmup
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return _time_steps(step, device, warmup, steps)
+    seconds = _time_steps(step, device, warmup, steps)
+    if PROFILE_TO.get("baseline") and device.type == "cuda":
+        _profile(step, PROFILE_TO.pop("baseline"))
+    return seconds
 
 
 def _free(device: torch.device) -> None:
@@ -164,13 +199,16 @@ def bench_case(kind: str, name: str, stage: str, micros: list[int], device: torc
                 break
             continue
         _free(device)
+        notes = dict(CASE_NOTES)
+        CASE_NOTES.clear()
         tflops = per_sample * micro / seconds / 1e12
         kind_name = device_kind(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
         peak = PEAK_BF16_FLOPS.get(kind_name or "", 0)
         return {"impl": kind, "model": name, "stage": stage, "micro_batch": micro, "step_s": seconds,
                 "img_per_s": micro / seconds, "tflops": tflops, "mfu": tflops * 1e12 / peak if peak else None,
                 "gflops_per_sample": per_sample / 1e9, "case_wall_s": time.perf_counter() - t0, "tried": tried,
-                "peak_mem_gb": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None}
+                "peak_mem_gb": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None,
+                **notes}
     return {"impl": kind, "model": name, "stage": stage, "error": "no micro batch ran", "tried": tried}
 
 
@@ -178,9 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder for train_bench.json")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile 2 steps of the first case of each impl into DIR/profile_{ours,baseline}.txt")
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny model, fp32: check the code paths")
     parser.add_argument("--only", default="", help="comma-separated model names to run")
+    parser.add_argument("--budget-s", type=float, default=330.0,
+                        help="start no new case after this many seconds (cases left are recorded as skipped)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.warmup, args.steps = 1, 1
@@ -199,17 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     cases = SMOKE if args.smoke else CASES
     if args.only:
         cases = {k: v for k, v in cases.items() if k[0] in args.only.split(",")}
-    results = []
-    for (name, stage), micros in cases.items():
-        for kind in ("ours", "baseline"):
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            r = bench_case(kind, name, stage, micros, device, args)
-            results.append(r)
-            print(json.dumps(r), flush=True)
+    results: list[dict] = []
     out = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
            "torch": torch.__version__, "python": platform.python_version(), "results": results,
-           "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+           "when": time.strftime("%Y-%m-%d %H:%M:%S"), "warmup_steps": args.warmup, "timed_steps": args.steps}
     try:
         import deepspeed
 
@@ -217,7 +252,22 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "train_bench.json").write_text(json.dumps(out, indent=1))
+    if args.profile:
+        PROFILE_TO.update({k: str(Path(args.out) / f"profile_{k}.txt") for k in ("ours", "baseline")})
+    t_start = time.perf_counter()
+    for (name, stage), micros in cases.items():
+        for kind in ("ours", "baseline"):
+            if time.perf_counter() - t_start > args.budget_s:
+                r = {"impl": kind, "model": name, "stage": stage,
+                     "error": f"skipped: past --budget-s {args.budget_s:g}"}
+            else:
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                r = bench_case(kind, name, stage, micros, device, args)
+            results.append(r)
+            print(json.dumps(r), flush=True)
+            # written after every case: a run cut off by its time limit still leaves what it measured
+            (Path(args.out) / "train_bench.json").write_text(json.dumps(out, indent=1))
     print(f"\n{'model':<18}{'stage':<6}{'impl':<10}{'micro':>6}{'img/s':>9}{'TFLOP/s':>9}{'MFU':>7}")
     for r in results:
         if "error" in r:

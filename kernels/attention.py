@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+
 from scaling.kernels import _support
 
 MAX_HEAD_DIM = 128

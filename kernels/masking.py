@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
 from scaling.kernels import _support
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)

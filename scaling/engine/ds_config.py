@@ -169,6 +169,11 @@ def build_ds_config(
         zero.setdefault("reduce_bucket_size", width * width)
         zero.setdefault("stage3_prefetch_bucket_size", int(0.9 * width * width))
         zero.setdefault("stage3_param_persistence_threshold", 10 * width)
+        # DeepSpeed's default swaps torch.nn.functional.linear, process-wide and for good, for an autograd
+        # Function that exists to drop autocast's weight copies. We run bf16 weights without autocast, so it
+        # saves nothing here, and on an H200 it cost 40% of the ViT-2B MAE step: its matmuls ran as sm80
+        # CUTLASS kernels and the bias as a separate add (benchmarks/results/train_bench_h200_*.json).
+        zero.setdefault("memory_efficient_linear", False)
     elif zero.get("stage", 0) in (1, 2):
         zero.setdefault("reduce_bucket_size", max(width * width, 5 * 10**7))
         zero.setdefault("allgather_bucket_size", max(width * width, 5 * 10**7))

@@ -7,6 +7,7 @@ One code path for one process or N ranks, CPU (gloo) or GPU (NCCL). `build_sessi
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
 import time
@@ -29,6 +30,7 @@ from scaling.engine.parallelize import (
     apply_activation_checkpointing,
     build_model,
     load_into_model,
+    misaligned_partitions,
     swap_in_apex_layernorm,
 )
 from scaling.engine.run_dir import config_hash, prepare_run_dir, write_json
@@ -128,6 +130,11 @@ def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
 
     engine, _, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                                    config=ds_cfg)
+    if dist.is_main and (misaligned := misaligned_partitions(model)):
+        logging.getLogger(__name__).warning(
+            "%d parameters start off a 16-byte boundary in ZeRO-3's flat buffer (first: %s); matmuls on them use "
+            "slower GPU kernels. Put tensors whose size is not a multiple of 8 last (scaling/engine/optim.py).",
+            len(misaligned), misaligned[0])
     state = TrainState()
     if resume_tag is not None:
         _, client = engine.load_checkpoint(str(resume_tag.parent), tag=resume_tag.name)

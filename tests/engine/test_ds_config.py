@@ -37,6 +37,20 @@ def test_every_policy_parses_with_deepspeeds_config_class(name, precision):
         assert cfg["zero_optimization"]["stage3_param_persistence_threshold"] == 7680
 
 
+def test_zero3_keeps_torchs_linear():
+    """zero.Init reads this flag through DeepSpeed's config class; True would patch F.linear process-wide."""
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    cfg = build_ds_config(load_policy("zero3_bf16.json"), micro_batch=4, grad_accum=1, world_size=1,
+                          precision="bf16", clip_grad=1.0, width=64)
+    assert DeepSpeedConfig(cfg).zero_config.memory_efficient_linear is False
+    policy = load_policy("zero3_bf16.json")
+    policy["zero_optimization"]["memory_efficient_linear"] = True  # a policy file may still ask for it
+    cfg = build_ds_config(policy, micro_batch=4, grad_accum=1, world_size=1, precision="bf16", clip_grad=1.0,
+                          width=64)
+    assert DeepSpeedConfig(cfg).zero_config.memory_efficient_linear is True
+
+
 def test_deepspeed_rejects_a_bad_section():
     cfg = build_ds_config(
         load_policy("zero3_bf16.json"),
