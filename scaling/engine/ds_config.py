@@ -171,8 +171,9 @@ def build_ds_config(
         zero.setdefault("stage3_param_persistence_threshold", 10 * width)
         # DeepSpeed's default swaps torch.nn.functional.linear, process-wide and for good, for an autograd
         # Function that exists to drop autocast's weight copies. We run bf16 weights without autocast, so it
-        # saves nothing here, and on an H200 it cost 40% of the ViT-2B MAE step: its matmuls ran as sm80
-        # CUTLASS kernels and the bias as a separate add (benchmarks/results/train_bench_h200_*.json).
+        # saves nothing here; it adds the bias as a separate kernel (5% of the ViT-2B MAE step's GPU time on
+        # an H200, benchmarks/results/train_profile_ours_h200_20261127a_memeff_linear.txt) and would change
+        # F.linear for every other model in the process.
         zero.setdefault("memory_efficient_linear", False)
     elif zero.get("stage", 0) in (1, 2):
         zero.setdefault("reduce_bucket_size", max(width * width, 5 * 10**7))
