@@ -140,7 +140,7 @@ def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
         _, client = engine.load_checkpoint(str(resume_tag.parent), tag=resume_tag.name)
         state = TrainState(**client["train_state"])
         if ds_cfg.get("checkpoint", {}).get("load_universal"):
-            _restore_group_hparams(engine.optimizer, groups, scheduler, lr)
+            _repair_universal_load(engine.optimizer, groups, scheduler, lr)
         streams.load_state_dict(ckpt.load_stream_states(resume_tag))
         if ckpt.read_marker(resume_tag)["world_size"] == dist.world_size:
             ckpt.set_rng_state(ckpt.load_rank_state(resume_tag, dist.rank)["rng"])
@@ -264,11 +264,18 @@ def _load_encoder(model, sd: dict[str, torch.Tensor]) -> None:
         raise WeightsError(f"stage-1 {e} Is model.name the same as stage 1's?") from e
 
 
-def _restore_group_hparams(optimizer, groups: list[dict], scheduler, peak: float) -> None:
-    """DeepSpeed 0.19's universal-checkpoint load copies param group 0's hyperparameters into every group
-    (zero/stage3.py, load_hp_checkpoint_state_from_checkpoint_dir_stage3), which erases the decay/no-decay
-    split and layer-wise lr scales; put ours back (the scheduler's own state was loaded intact)."""
+def _repair_universal_load(optimizer, groups: list[dict], scheduler, peak: float) -> None:
+    """Undo two faults of DeepSpeed 0.19's universal-checkpoint load (zero/stage3.py,
+    load_hp_checkpoint_state_from_checkpoint_dir_stage3):
+    - it copies param group 0's hyperparameters into every group, which erases the decay/no-decay split and
+      layer-wise lr scales: put ours back (the scheduler's own state was loaded intact);
+    - it gives every sub-group's Adam state the *same* `step` tensor, which torch's AdamW increments in
+      place, so with G groups the step advanced G times per optimizer step and the bias corrections drifted
+      (losses 0.5% off the uninterrupted run after a few steps): give each state its own copy."""
     inner = getattr(optimizer, "optimizer", optimizer)
+    for state in inner.state.values():
+        if isinstance(state.get("step"), torch.Tensor):
+            state["step"] = state["step"].clone()
     if len(inner.param_groups) != len(groups):
         raise RuntimeError(f"optimizer has {len(inner.param_groups)} param groups after the universal load, "
                            f"expected {len(groups)}")

@@ -82,8 +82,7 @@ def test_sigusr1_checkpoints_and_exits_then_resumes(tmp_path, tiny_wsp):
 
 def test_resume_on_a_different_world_size(tmp_path, tiny_mae):
     """2 ranks x grad_accum 1 -> 1 rank x grad_accum 2 through DeepSpeed's universal checkpoint: the same
-    data streams, the same weights at the resume point; the optimizer state comes back through the
-    universal format (see the note in the README on its small deviation)."""
+    data streams, the same weights and the same optimizer state (Adam moments, step) at the resume point."""
     common = [*FP32, "batch.micro_batch=16", "total_samples=256"]
     full = tmp_path / "full"
     run_train(tiny_mae, [f"run_dir={full}", *common, "batch.grad_accum=1"], ranks=2)
@@ -93,6 +92,7 @@ def test_resume_on_a_different_world_size(tmp_path, tiny_mae):
     a, b = losses(full), losses(part)
     assert len(a) == len(b) == 8
     assert b[:5] == a[:5]  # step 5 runs on the restored weights and the restored data streams
-    for x, y in zip(a[5:], b[5:]):
-        assert abs(x - y) <= 0.02 * x, (a, b)
+    print("relative differences after the resume:", [abs(x - y) / x for x, y in zip(a[5:], b[5:])])
+    for x, y in zip(a[5:], b[5:]):  # the optimizer state too (observed bit-identical)
+        assert abs(x - y) <= 1e-6 * x, (a, b)
     assert (part / "checkpoints" / "step_000000004_universal").is_dir()
