@@ -6,8 +6,11 @@ Also: loading weights into a ZeRO-3-sharded model, gathering one module at a tim
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import logging
+import os
+import platform
 from typing import Any
 
 import torch
@@ -21,6 +24,31 @@ from scaling.models.weights import check_fit, fit_pos_embed
 log = logging.getLogger(__name__)
 
 PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+GLIBC_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # the ceiling glibc's own dynamic threshold grows to (64-bit)
+
+
+@contextlib.contextmanager
+def returning_large_frees_to_the_os():
+    """While zero.Init builds on the host, give each freed full-size tensor back to the OS.
+
+    glibc raises its mmap threshold after every large free, so the full tensors that zero.Init creates and
+    frees one module at a time soon come from the heap, which they leave fragmented: on 2 CPU ranks a ViT-L
+    build kept 1.15 GB on one rank for a 0.61 GB shard. With the threshold held at 128 KiB during the build
+    the rank keeps its shard plus 16 MB. Afterwards the threshold goes to glibc's own ceiling (its steady
+    state). Not glibc, or MALLOC_MMAP_THRESHOLD_ set by the user: nothing changes."""
+    libc = None
+    if platform.libc_ver()[0] == "glibc" and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        try:
+            libc = ctypes.CDLL(None)
+            libc = libc if libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1 else None
+        except (OSError, AttributeError):
+            libc = None
+    try:
+        yield
+    finally:
+        if libc is not None:
+            libc.mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD_MAX)
 
 
 def build_model(cfg, ds_config: dict[str, Any], num_classes: int) -> nn.Module:
@@ -34,7 +62,7 @@ def build_model(cfg, ds_config: dict[str, Any], num_classes: int) -> nn.Module:
     # bug in DeepSpeed 0.19 (Init._set_dtype) that ignores it and picks bf16 on any device without fp16.
     ctx = deepspeed.zero.Init(config_dict_or_path=ds_config) if stage3 else contextlib.nullcontext()
     m = cfg.model
-    with ctx:
+    with ctx, returning_large_frees_to_the_os() if stage3 else contextlib.nullcontext():
         if cfg.stage == "mae":
             model = create_mae(m.name, norm_pix_loss=m.norm_pix_loss, **m.spec_overrides())
         else:

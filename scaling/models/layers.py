@@ -13,6 +13,35 @@ from scaling.models.attention import attention
 LN_EPS = 1e-6  # timm ViT / MAE
 
 
+# MAE's initialisation (xavier-uniform weights, zero biases; LayerNorm's defaults are already MAE's) runs in
+# each layer's own constructor. Under deepspeed.zero.Init a module is sharded as its constructor returns, so
+# this needs no gather; a model-wide `apply(init)` afterwards would gather and re-shard every layer, holding a
+# second full-size tensor per layer on every rank (and running the default init first, for nothing).
+class Linear(nn.Linear):
+    """nn.Linear (same keys) initialised as MAE does, or trunc-normal with `init_std` (classifier heads)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init_std: float | None = None):
+        self.init_std = init_std  # read by reset_parameters, which nn.Linear.__init__ calls
+        super().__init__(in_features, out_features, bias=bias)
+
+    def reset_parameters(self) -> None:
+        if self.init_std is None:
+            nn.init.xavier_uniform_(self.weight)
+        else:
+            nn.init.trunc_normal_(self.weight, std=self.init_std)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+
+class PatchConv(nn.Conv2d):
+    """The patch projection, initialised as MAE does: xavier-uniform on the weight viewed as a Linear."""
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.weight.view(self.weight.shape[0], -1))
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+
 class PatchEmbed(nn.Module):
     """[B, C, H, W] images -> [B, L, D] tokens by a stride-p convolution (timm key `patch_embed.proj`)."""
 
@@ -21,7 +50,7 @@ class PatchEmbed(nn.Module):
         self.img_size, self.patch_size = img_size, patch_size
         self.grid = img_size // patch_size
         self.num_patches = self.grid * self.grid
-        self.proj = nn.Conv2d(in_chans, width, kernel_size=patch_size, stride=patch_size)
+        self.proj = PatchConv(in_chans, width, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (self.img_size, self.img_size):
@@ -37,8 +66,8 @@ class Attention(nn.Module):
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(width, width * 3, bias=True)
-        self.proj = nn.Linear(width, width)
+        self.qkv = Linear(width, width * 3, bias=True)
+        self.proj = Linear(width, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, C = x.shape
@@ -51,9 +80,9 @@ class Attention(nn.Module):
 class Mlp(nn.Module):
     def __init__(self, width: int, hidden: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(width, hidden)
+        self.fc1 = Linear(width, hidden)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, width)
+        self.fc2 = Linear(hidden, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -72,23 +101,3 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
-
-
-def init_linear_and_norm(m: nn.Module) -> None:
-    """MAE's initialisation: xavier-uniform Linear (and the patch conv viewed as Linear), zero bias, unit LN.
-
-    Called through Module.apply, which DeepSpeed's zero.Init wraps to gather each module's own
-    parameters first, so it is safe on sharded models; it only touches `m`'s own parameters.
-    """
-    if isinstance(m, nn.Linear):
-        nn.init.xavier_uniform_(m.weight)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.Conv2d):
-        w = m.weight
-        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from scaling.kernels import keep_count, mask_noise
-from scaling.models.layers import LN_EPS, Block, init_linear_and_norm
+from scaling.models.layers import LN_EPS, Block, Linear
 from scaling.models.masking import mask_gather, unshuffle_fill
 from scaling.models.pos_embed import sincos_2d
 from scaling.models.registry import ViTSpec
@@ -25,20 +25,15 @@ class MAEDecoder(nn.Module):
         super().__init__()
         self.spec = spec
         w = spec.decoder_width
-        self.embed = nn.Linear(spec.width, w)
+        self.embed = Linear(spec.width, w)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, w))
         self.pos_embed = nn.Parameter(torch.zeros(1, spec.num_patches + 1, w), requires_grad=False)
         self.blocks = nn.ModuleList([Block(w, spec.decoder_heads, 4 * w) for _ in range(spec.decoder_depth)])
         self.norm = nn.LayerNorm(w, eps=LN_EPS)
-        self.pred = nn.Linear(w, spec.patch_size**2 * spec.in_chans)
-        self.apply(self._init_module)
-
-    def _init_module(self, m: nn.Module) -> None:
-        init_linear_and_norm(m)
-        if m is self:
-            with torch.no_grad():
-                self.pos_embed.copy_(sincos_2d(self.spec.decoder_width, self.spec.grid).unsqueeze(0))
-            nn.init.normal_(self.mask_token, std=0.02)
+        self.pred = Linear(w, spec.patch_size**2 * spec.in_chans)
+        with torch.no_grad():  # own tensors, still whole here (see VisionTransformer)
+            self.pos_embed.copy_(sincos_2d(spec.decoder_width, spec.grid).unsqueeze(0))
+        nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
         """latent: [B, 1 + K, D_enc] (cls first) -> pixel predictions [B, L, p*p*C]."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from scaling.models.layers import LN_EPS, Block, PatchEmbed, init_linear_and_norm
+from scaling.models.layers import LN_EPS, Block, Linear, PatchEmbed
 from scaling.models.pos_embed import sincos_2d
 from scaling.models.registry import ViTSpec
 
@@ -29,17 +29,14 @@ class VisionTransformer(nn.Module):
         )
         self.blocks = nn.ModuleList([Block(spec.width, spec.heads, spec.mlp_dim) for _ in range(spec.depth)])
         self.norm = nn.LayerNorm(spec.width, eps=LN_EPS)
-        self.head = nn.Linear(spec.width, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(self._init_module)
-
-    def _init_module(self, m: nn.Module) -> None:
-        init_linear_and_norm(m)
-        if m is self:
-            with torch.no_grad():
-                self.pos_embed.copy_(sincos_2d(self.spec.width, self.spec.grid).unsqueeze(0))
-            nn.init.normal_(self.cls_token, std=0.02)
-        if m is self.head and isinstance(m, nn.Linear):  # classifier heads start small (timm/MAE finetune)
-            nn.init.trunc_normal_(m.weight, std=2e-5 if self.num_classes > 1000 else 0.01)
+        # classifier heads start small (timm/MAE fine-tuning)
+        head_std = 2e-5 if num_classes > 1000 else 0.01
+        self.head = Linear(spec.width, num_classes, init_std=head_std) if num_classes > 0 else nn.Identity()
+        # The layers initialised themselves (layers.Linear). This module's own tensors are still whole here:
+        # zero.Init shards them when this constructor returns.
+        with torch.no_grad():
+            self.pos_embed.copy_(sincos_2d(spec.width, spec.grid).unsqueeze(0))
+        nn.init.normal_(self.cls_token, std=0.02)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """[B, C, H, W] -> [B, L, D] patch tokens with their position embedding (no cls token)."""
