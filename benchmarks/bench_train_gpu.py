@@ -79,7 +79,7 @@ def _profile(step_fn, path: str) -> None:
         for _ in range(2):
             step_fn()
         torch.cuda.synchronize()
-    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=60)
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=80, max_name_column_width=60)
     Path(path).write_text(table)
 
 
