@@ -16,6 +16,7 @@ def test_group_order_keeps_zero3_weights_16_byte_aligned():
                          capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["ours"] == []
+    assert result["ours"] == {"partitions": [], "forward": []}
     # the probe can see the problem: no-decay group first (its 1001-element head bias shifts every weight)
-    assert "blocks.0.attn.qkv.weight" in result["reversed"]
+    assert "blocks.0.attn.qkv.weight" in result["reversed"]["partitions"]
+    assert "blocks.0.attn.qkv" in result["reversed"]["forward"]
