@@ -20,7 +20,9 @@ LN_EPS = 1e-6  # timm ViT / MAE
 class Linear(nn.Linear):
     """nn.Linear (same keys) initialised as MAE does, or trunc-normal with `init_std` (classifier heads)."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, init_std: float | None = None):
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, init_std: float | None = None
+    ) -> None:
         self.init_std = init_std  # read by reset_parameters, which nn.Linear.__init__ calls
         super().__init__(in_features, out_features, bias=bias)
 
