@@ -130,16 +130,7 @@ class TarSource:
     def _samples(self, tar: tarfile.TarFile, lo: int, hi: int | None, url: str) -> Iterator[Item]:
         index, key = -1, None
         fields: dict[str, bytes] = {}
-        while True:
-            member = tar.next()
-            tar.members = []  # tarfile keeps every header otherwise: unbounded memory on big shards
-            if member is None:
-                break
-            if not member.isreg() or _META_RE.match(member.name):
-                continue
-            k, ext = split_key(member.name)
-            if k is None:
-                continue
+        for member, k, ext in _sample_members(tar):
             if k != key:
                 if index >= lo:
                     yield self._item(key, fields, url)
@@ -205,6 +196,20 @@ class TarSource:
         return None
 
 
+def _sample_members(tar: tarfile.TarFile) -> Iterator[tuple[tarfile.TarInfo, str, str]]:
+    """(member, sample key, field extension) for each regular, non-metadata member, in tar order, streaming."""
+    while True:
+        member = tar.next()
+        tar.members = []  # tarfile keeps every header otherwise: unbounded memory on big shards
+        if member is None:
+            return
+        if not member.isreg() or _META_RE.match(member.name):
+            continue
+        k, ext = split_key(member.name)
+        if k is not None:
+            yield member, k, ext
+
+
 def scan_shard(url: str) -> dict[str, object]:
     """Count samples and field kinds of one shard by walking its headers (for `scaling data inspect`)."""
     source = TarSource(ShardSet([url]), need_labels=False, retries=0, retry_delay_s=0.0)
@@ -218,16 +223,7 @@ def scan_shard(url: str) -> dict[str, object]:
     exts: dict[str, int] = {}
     keys, last, error = 0, None, None
     try:
-        while True:
-            member = tar.next()
-            tar.members = []
-            if member is None:
-                break
-            if not member.isreg() or _META_RE.match(member.name):
-                continue
-            k, ext = split_key(member.name)
-            if k is None:
-                continue
+        for _member, k, ext in _sample_members(tar):
             exts[ext] = exts.get(ext, 0) + 1
             if k != last:
                 keys, last = keys + 1, k
