@@ -90,7 +90,7 @@ def run_ours(name: str, stage: str, micro: int, device: torch.device, warmup: in
     from scaling.engine.config import TrainConfig
     from scaling.engine.ds_config import build_ds_config, load_policy
     from scaling.engine.optim import build_optimizer, param_groups
-    from scaling.engine.parallelize import build_model
+    from scaling.engine.parallelize import build_model, misaligned_partitions
     from scaling.kernels import sample_seeds
     from scaling.models import get_spec, set_kernels, soft_target_cross_entropy
 
@@ -106,8 +106,7 @@ def run_ours(name: str, stage: str, micro: int, device: torch.device, warmup: in
     groups = param_groups(model, 0.05)
     opt = build_optimizer(groups, "torch", 1e-4, (0.9, 0.95), 1e-8, device.type)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=ds_cfg)
-    # tensors in ZeRO-3's flat buffer that start off a 16-byte boundary (see scaling/engine/optim.py ALIGN)
-    CASE_NOTES["misaligned_params"] = sum(p.ds_tensor.data_ptr() % 16 != 0 for p in model.parameters())
+    CASE_NOTES["misaligned_params"] = len(misaligned_partitions(model))  # see scaling/engine/optim.py ALIGN
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     images, targets = _inputs(spec, stage, micro, device, dtype)
     counter = [0]

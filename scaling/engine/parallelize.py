@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
+from scaling.engine.optim import ALIGN
 from scaling.models import create_mae, create_model
 from scaling.models.layers import Block
 from scaling.models.weights import check_fit, fit_pos_embed
@@ -103,11 +104,11 @@ def apply_activation_checkpointing(model: nn.Module) -> int:
 
 def misaligned_partitions(model: nn.Module) -> list[str]:
     """Parameters whose whole tensor is this rank's ZeRO-3 partition (one rank, or small persistent ones) and
-    starts off a 16-byte boundary although its size is a multiple of 8: GEMMs reading them leave Hopper's
+    starts off a 16-byte boundary although its size is a multiple of ALIGN: GEMMs reading them leave Hopper's
     kernels for sm80 ones. `optim.param_groups` orders the flat buffer so that this list stays empty."""
     return [name for name, p in model.named_parameters()
             if getattr(p, "ds_tensor", None) is not None and p.ds_tensor.numel() == p.ds_numel
-            and p.ds_numel % 8 == 0 and p.ds_tensor.data_ptr() % 16]
+            and p.ds_numel % ALIGN == 0 and p.ds_tensor.data_ptr() % 16]
 
 
 def _real_shape(p: torch.Tensor) -> tuple[int, ...]:
