@@ -1,4 +1,5 @@
 """Training engine: DeepSpeed ZeRO-3 for both stages (MAE pre-pretraining, WSP) and fine-tuning.
 
-config -> distributed -> parallelize (zero.Init, checkpointing) -> optim/schedule -> loop -> checkpoints/logs
+config -> distributed -> parallelize (zero.Init, checkpointing) -> load_weights -> optim/schedule -> loop
+-> checkpoints/logs
 """

@@ -1,55 +1,27 @@
 """Everything distribution-specific applied to a plain model, in one place and a fixed order
 (torchtitan `parallelize.py`): build under zero.Init -> optional apex LayerNorm -> activation checkpointing.
-Also: loading weights into a ZeRO-3-sharded model, gathering one module at a time.
+Weight loading lives in `load_weights.py`, the host allocator setting in `host_memory.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import logging
-import os
-import platform
 from typing import Any
 
 import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
+from scaling.engine.host_memory import returning_large_frees_to_the_os
 from scaling.engine.optim import ALIGN
 from scaling.models import create_mae, create_model
 from scaling.models.layers import Block
-from scaling.models.weights import check_fit, fit_pos_embed
 
 log = logging.getLogger(__name__)
 
 PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-GLIBC_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # the ceiling glibc's own dynamic threshold grows to (64-bit)
-
-
-@contextlib.contextmanager
-def returning_large_frees_to_the_os():
-    """While zero.Init builds on the host, give each freed full-size tensor back to the OS.
-
-    glibc raises its mmap threshold after every large free, so the full tensors that zero.Init creates and
-    frees one module at a time soon come from the heap, which they leave fragmented: on 2 CPU ranks a ViT-L
-    build kept 1.15 GB on one rank for a 0.61 GB shard. With the threshold held at 128 KiB during the build
-    the rank keeps its shard plus 16 MB. Afterwards the threshold goes to glibc's own ceiling (its steady
-    state). Not glibc, or MALLOC_MMAP_THRESHOLD_ set by the user: nothing changes."""
-    libc = None
-    if platform.libc_ver()[0] == "glibc" and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        try:
-            libc = ctypes.CDLL(None)
-            libc = libc if libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1 else None
-        except (OSError, AttributeError):
-            libc = None
-    try:
-        yield
-    finally:
-        if libc is not None:
-            libc.mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD_MAX)
 
 
 def build_model(cfg, ds_config: dict[str, Any], num_classes: int) -> nn.Module:
@@ -109,28 +81,3 @@ def misaligned_partitions(model: nn.Module) -> list[str]:
     return [name for name, p in model.named_parameters()
             if getattr(p, "ds_tensor", None) is not None and p.ds_tensor.numel() == p.ds_numel
             and p.ds_numel % ALIGN == 0 and p.ds_tensor.data_ptr() % 16]
-
-
-def _real_shape(p: torch.Tensor) -> tuple[int, ...]:
-    return tuple(getattr(p, "ds_shape", p.shape))
-
-
-def load_into_model(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool = True,
-                    allow_missing: tuple[str, ...] = ()) -> None:
-    """Copy `sd` into `model`'s parameters, sharded or not, gathering one module's own parameters at a
-    time (peak memory: the largest module, not the model). Keys and shapes are checked first (`check_fit`)."""
-    import deepspeed
-
-    shapes = {k: _real_shape(p) for k, p in model.named_parameters()}
-    fit_pos_embed(sd, shapes)
-    mismatched = check_fit(shapes, sd, strict, allow_missing)
-    for prefix, module in model.named_modules():
-        own = list(module.named_parameters(recurse=False))
-        if not own:
-            continue
-        with deepspeed.zero.GatheredParameters([p for _, p in own], modifier_rank=0):
-            with torch.no_grad():
-                for name, p in own:
-                    key = f"{prefix}.{name}" if prefix else name
-                    if key in sd and key not in mismatched:
-                        p.data.copy_(sd[key].to(p.dtype))

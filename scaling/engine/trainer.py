@@ -23,13 +23,13 @@ from scaling.engine import checkpoint as ckpt
 from scaling.engine.config import TrainConfig
 from scaling.engine.distributed import DistInfo, all_reduce_sum, barrier, setup, teardown
 from scaling.engine.ds_config import build_ds_config, check_with_deepspeed, load_policy
+from scaling.engine.load_weights import load_into_model
 from scaling.engine.metrics import MetricsLogger
 from scaling.engine.optim import build_optimizer, param_groups
 from scaling.engine.parallelize import (
     PRECISION_DTYPES,
     apply_activation_checkpointing,
     build_model,
-    load_into_model,
     misaligned_partitions,
     swap_in_apex_layernorm,
 )
