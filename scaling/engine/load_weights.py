@@ -66,11 +66,11 @@ class LazyWeights(MutableMapping):
     """Tensors of a .safetensors file under (renamed) keys, each read from the memory-mapped file when asked;
     keys set here (a resampled pos_embed) shadow the file's."""
 
-    def __init__(self, path: str | Path, names: dict[str, str] | None = None) -> None:
-        from safetensors import safe_open
+    def __init__(self, path: str | Path, names: dict[str, str] | None = None, _file=None) -> None:
+        import safetensors
 
         self.path = Path(path)
-        self._file = safe_open(str(path), framework="pt")
+        self._file = _file or safetensors.safe_open(str(path), framework="pt")
         self._names = names if names is not None else {k: k for k in self._file.keys()}
         self._set: dict[str, torch.Tensor] = {}
 
@@ -87,7 +87,7 @@ class LazyWeights(MutableMapping):
         shape-only stand-ins, whose identity says which file key each output key came from."""
         probes = {k: torch.empty(s, device="meta") for k, s in self.shapes().items()}
         source = {id(v): self._names[k] for k, v in probes.items()}
-        return LazyWeights(self.path, {k: source[id(v)] for k, v in fn(probes).items()})
+        return LazyWeights(self.path, {k: source[id(v)] for k, v in fn(probes).items()}, self._file)
 
     def __getitem__(self, key: str) -> torch.Tensor:
         if key in self._set:

@@ -139,6 +139,7 @@ def test_a_rank_reads_only_the_files_holding_its_streams(tmp_path, saved, new, f
     assert ckpt.saved_grad_accum({"world_size": w0}, w1 * a1) == a0
 
 
+@pytest.mark.slow  # DeepSpeed's init_distributed JIT-builds a comm op (minutes on a busy 2-core box)
 def test_dist_timeout_reaches_the_process_group(monkeypatch):
     """dist.timeout_minutes is every collective's timeout (DeepSpeed's default, 10 min, is shorter than a
     large universal conversion that the other ranks wait for)."""
