@@ -306,11 +306,12 @@ class TrainLoader:
         log.warning("data: state from another layout (%s); restarting the stream at %s", detail, where)
         return batches
 
-    def stats(self) -> dict[str, int]:
-        """Skipped-sample counts per kind so far on this rank (for metrics.jsonl); `empty_shard` is the
-        dataset's count of empty shards (from its manifest) plus empty shards found while reading."""
+    def stats(self, dataset: bool = True) -> dict[str, int]:
+        """Skipped-sample counts per kind so far on this rank (for metrics.jsonl). dataset=True adds the
+        dataset's own counts (empty shards in its manifest), which every rank sees: leave them out when
+        summing over ranks."""
         lanes = (s["skipped"] for stream in self._lanes for s in stream)
-        return _sum_skips([self._loader_skips, self.source.start_skips, *lanes])
+        return _sum_skips([self._loader_skips, self.source.start_skips if dataset else {}, *lanes])
 
     def close(self) -> None:
         """Stop the worker processes (a later next() starts them again from the current state)."""

@@ -117,13 +117,6 @@ class DeepSpeedConfig:
 
 
 @dataclass
-class DebugConfig:
-    """Fault injection for tests of the failure paths (never set in real runs)."""
-
-    nan_loss_at_steps: list[int] = field(default_factory=list)  # poison the loss at these optimizer steps
-
-
-@dataclass
 class TrainConfig:
     stage: Stage = "mae"
     run_dir: str = "runs/default"
@@ -135,13 +128,12 @@ class TrainConfig:
     resume: str = "none"  # none | auto | PATH to a checkpoint tag directory
     overwrite: bool = False  # allow a new run in a run_dir that already holds one
     init_from: str = ""  # wsp/finetune: a stage-1 run dir or an exported .safetensors encoder
-    max_bad_steps: int = 5  # consecutive non-finite losses before the run stops
+    max_bad_steps: int = 5  # optimizer steps skipped in a row (non-finite loss or grad norm) before the run stops
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
-    debug: DebugConfig = field(default_factory=DebugConfig)
 
     def __post_init__(self) -> None:
         if self.total_samples <= 0:

@@ -73,7 +73,12 @@ class MicroBatchStreams:
         self._next_slot = 0
 
     def stats(self) -> dict[str, int]:
-        return self.loader.stats()
+        """This rank's skipped-sample counts per kind (sum them over ranks)."""
+        return self.loader.stats(dataset=False)
+
+    def dataset_stats(self) -> dict[str, int]:
+        """Counts that describe the dataset, the same on every rank (empty shards in its manifest)."""
+        return dict(self.loader.source.start_skips)
 
     def close(self) -> None:
         self.loader.close()
