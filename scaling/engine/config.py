@@ -23,7 +23,9 @@ Stage = Literal["mae", "wsp", "finetune"]
 class ModelConfig:
     name: str = "vit_micro_patch4"
     img_size: int = 0  # 0: the registry's size for this model
-    pos_embed: Literal["learned", "sincos"] = "sincos"
+    # auto: MAE keeps MAE's fixed sin-cos table (models/mae.py, as facebookresearch/mae does); wsp and finetune
+    # learn theirs (starting from the sin-cos table), as create_model does. `sincos` freezes it there too.
+    pos_embed: Literal["auto", "learned", "sincos"] = "auto"
     kernels: str = "auto"  # auto | fused | sdpa | reference (scaling.models.attention)
     mask_ratio: float = 0.75  # MAE
     norm_pix_loss: bool = True  # MAE
@@ -136,6 +138,13 @@ class TrainConfig:
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
 
     def __post_init__(self) -> None:
+        if self.model.pos_embed == "auto":
+            self.model.pos_embed = "sincos" if self.stage == "mae" else "learned"
+        elif self.stage == "mae" and self.model.pos_embed == "learned":
+            raise ValueError(
+                "model.pos_embed=learned with stage mae: the MAE stage keeps MAE's fixed sin-cos table; "
+                "learned position embeddings are for wsp/finetune. Leave model.pos_embed at auto."
+            )
         if self.total_samples <= 0:
             raise ValueError(f"total_samples must be positive, got {self.total_samples}.")
         if self.checkpoint_every < 0 or self.keep_checkpoints < 1 or self.log_every < 1:

@@ -3,13 +3,15 @@ failure paths. Nothing of this is in the product code: the trainer's `_loss` is 
 
 FAULTS (environment), comma-separated `KIND@STEP:RANK`:
   nan_loss@3:1  the first micro-batch of optimizer step 3 on rank 1 has a NaN loss;
-  nan_grad@5:0  the first micro-batch of step 5 on rank 0 has a finite loss and NaN gradients.
+  nan_grad@5:0  the first micro-batch of step 5 on rank 0 has a finite loss and NaN gradients;
+  sleep@4:0     step 4 on rank 0 takes 2 s longer (a slow step, for the throughput window).
 Run it through train_helpers (module="faults"), which puts this folder on PYTHONPATH.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 
@@ -46,7 +48,10 @@ def install(spec: str) -> None:
         key = (s.state.step + 1, s.dist.rank)
         if key in faults and key not in done:
             done.add(key)
-            loss = loss * float("nan") if faults[key] == "nan_loss" else _NanGrad.apply(loss)
+            if faults[key] == "sleep":
+                time.sleep(2.0)
+            else:
+                loss = loss * float("nan") if faults[key] == "nan_loss" else _NanGrad.apply(loss)
         return loss
 
     trainer._loss = loss_with_faults
