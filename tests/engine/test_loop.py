@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -94,3 +95,48 @@ def test_recipes_read_each_sample_once_per_pass_and_mae_follows_its_paper(name: 
     assert "Deviation from MAE" in (REPO / "configs" / "mae" / f"{name}.yaml").read_text()  # the token decay
     wsp = load_config(REPO / "configs" / "wsp" / f"{name}.yaml")
     assert wsp.data.mode == "epoch" and wsp.model.pos_embed == "learned"
+
+
+def test_a_step_reads_nothing_back_from_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No host sync per micro-batch (nor per step) in `_step`: the loss sum and the non-finite test stay on the
+    device; the loop's one all-reduce per step reads them. The engine here is a plain module with DeepSpeed's
+    backward/step calls (the real one is exercised by every run test)."""
+    from scaling.data import DataConfig
+    from scaling.engine import trainer
+    from scaling.engine.streams import MicroBatchStreams
+
+    model = create_model("vit_micro_patch4", num_classes=10)
+
+    class Engine:
+        def __call__(self, images: torch.Tensor) -> torch.Tensor:
+            return model(images)
+
+        def backward(self, loss: torch.Tensor) -> None:
+            loss.backward()
+
+        def step(self) -> None:
+            pass
+
+    cfg = load_config(None, ["stage=wsp", "batch.grad_accum=3", "deepspeed.precision=fp32"])
+    streams = MicroBatchStreams(DataConfig(train="synthetic", workers=0), stage="wsp", image_size=32,
+                                micro_batch=4, rank=0, world_size=1, grad_accum=3, seed=0)
+    s = SimpleNamespace(cfg=cfg, dist=SimpleNamespace(device=torch.device("cpu")), engine=Engine(), streams=streams)
+    reads: list[str] = []
+
+    def counting(name: str):
+        real = getattr(torch.Tensor, name)
+
+        def read(t: torch.Tensor, *args):
+            caller = sys._getframe(1).f_code
+            if caller.co_filename == trainer.__file__:  # the loop's own reads (data and model code on the
+                reads.append(f"{name} in {caller.co_name}")  # host are not device syncs)
+            return real(t, *args)
+
+        return read
+
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, name, counting(name))
+    loss_sum = trainer._step(s)
+    monkeypatch.undo()
+    assert reads == [] and loss_sum.dtype == torch.float64 and torch.isfinite(loss_sum)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)

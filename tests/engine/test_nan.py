@@ -19,11 +19,14 @@ FAST = ["total_samples=256", "data.train=synthetic", "batch.micro_batch=16", "ba
 
 
 def _optimizer_state(run: Path, step: int, rank: int = 0) -> dict[str, torch.Tensor]:
-    """fp32 master weights, Adam exp_avg / exp_avg_sq and step of one rank's ZeRO partition."""
-    path = run / "checkpoints" / f"step_{step:09d}" / f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt"
+    """fp32 master weights, Adam exp_avg / exp_avg_sq and step of one rank's ZeRO partition (ZeRO-3 or the
+    bf16 ZeRO-1/2 file)."""
+    (path,) = (run / "checkpoints" / f"step_{step:09d}").glob(f"*zero_pp_rank_{rank}_mp_rank_00_optim_states.pt")
     saved = torch.load(path, map_location="cpu", weights_only=False)["optimizer_state_dict"]
-    out = {f"fp32.{i}": t for i, t in enumerate(saved["fp32_flat_groups"])}
-    for group, state in saved["optimizer_state_dict"]["state"].items():
+    masters = saved.get("fp32_flat_groups", saved.get("single_partition_of_fp32_groups"))
+    out = {f"fp32.{i}": t for i, t in enumerate(masters)}
+    inner = saved.get("optimizer_state_dict", saved.get("base_optimizer_state"))
+    for group, state in inner["state"].items():
         out.update({f"{group}.{k}": torch.as_tensor(v) for k, v in state.items()})
     return out
 
@@ -83,3 +86,19 @@ def test_a_fault_on_rank_1_skips_the_step_on_both_ranks(tmp_path: Path) -> None:
         assert not _same(states[3], states[4]), rank
     weights, _ = consolidate_run(run)
     assert all(torch.isfinite(t).all() for t in weights.values())
+
+
+@pytest.mark.slow
+def test_bf16_zero2_skips_non_finite_gradients_too(tmp_path: Path, tiny_mae: str) -> None:
+    """ZeRO-1/2 in bf16 checks the gradient norm only with bf16.check_grad_overflow (ds_config.py sets it)."""
+    run = tmp_path / "z2"
+    run_train(
+        tiny_mae,
+        [f"run_dir={run}", *FAST, "total_samples=160", "checkpoint_every=32", "keep_checkpoints=10",
+         "deepspeed.config=zero2_bf16.json", "deepspeed.precision=bf16"],
+        faults="nan_grad@3:0",
+    )
+    assert [r["skipped_steps"] for r in read_metrics(run / "metrics.jsonl")] == [0, 0, 1, 1, 1]
+    states = {k: _optimizer_state(run, k) for k in (2, 3, 4)}
+    assert _same(states[2], states[3]) and not _same(states[3], states[4])
+    assert all(torch.isfinite(t.float()).all() for t in states[4].values())
