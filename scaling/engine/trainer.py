@@ -10,7 +10,8 @@ gradients), so both cases are one: DeepSpeed's overflow path, which finds the gl
 rank, zeroes the gradients and leaves the optimizer state (Adam moments, step) untouched. The skipped step
 still consumes its data and its place in the schedule (samples_seen and the lr move on, so the data streams
 and the cosine horizon stay where an unskipped run has them); it is counted in `skipped_steps`, and
-`max_bad_steps` skipped steps in a row stop the run (TrainingDiverged; the last checkpoint is intact).
+`max_bad_steps` skipped steps in a row stop the run (TrainingDiverged; the last checkpoint is intact). In
+fp16, a skip with finite losses is the loss scaler's overflow: counted, not towards max_bad_steps.
 Host syncs: none per micro-batch. The loss stays on the device; one all-reduce per step carries the loss
 sum, the preemption flag and the data counters.
 """
@@ -200,11 +201,14 @@ def _step(s: Session) -> torch.Tensor:
     return loss_sum
 
 
-def _count_skip(s: Session) -> None:
-    """Book a step DeepSpeed skipped; stop after max_bad_steps in a row."""
+def _count_skip(s: Session, loss_finite: bool) -> None:
+    """Book a step DeepSpeed skipped; stop after max_bad_steps in a row. In fp16 a skipped step with finite
+    losses is the loss scaler's overflow (DeepSpeed lowers the scale and goes on, several times in a row at
+    the start): counted, but not as a bad step."""
     state, cfg = s.state, s.cfg
     state.skipped_steps += 1
-    state.bad_in_a_row += 1
+    if cfg.deepspeed.precision != "fp16" or not loss_finite:
+        state.bad_in_a_row += 1
     s.scheduler.step()  # DeepSpeed does not step it on a skipped step; our lr is a function of samples seen
     logging.getLogger(__name__).warning(
         "step %d skipped: non-finite loss or gradient norm (%d in a row, %d in total)", state.step,
@@ -300,7 +304,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if s.engine.was_step_applied():
                 s.state.bad_in_a_row = 0
             else:
-                _count_skip(s)
+                _count_skip(s, math.isfinite(loss_total))
             logger.advance()
             if s.state.step % cfg.log_every == 0 or s.state.step == total_steps:
                 steps, seconds = clock.window(s.state.step)
