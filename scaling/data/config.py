@@ -40,8 +40,9 @@ class DataConfig:
     decode: Literal["cpu", "gpu"] = "cpu"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    # RandomResizedCrop area lower bound for MAE (the MAE recipe: 0.2). WSP and fine-tuning use 0.08.
-    min_scale: float = 0.2
+    # RandomResizedCrop area lower bound, every stage; 0 = the stage's recipe: 0.2 for MAE (He et al.), 0.08
+    # for WSP and fine-tuning (SWAG, the standard Inception crop).
+    min_scale: float = 0.0
     interpolation: Literal["bilinear", "bicubic"] = "bilinear"
     # Batches each worker prepares ahead (DataLoader prefetch_factor); bounds memory with shuffle_buffer.
     prefetch: int = 2
@@ -78,10 +79,10 @@ class DataConfig:
             raise ConfigError(
                 f"data.std={self.std}: every channel's std must be > 0 (ImageNet: {IMAGENET_STD})."
             )
-        if not 0.0 < self.min_scale <= 1.0:
+        if not 0.0 <= self.min_scale <= 1.0:
             raise ConfigError(
                 f"data.min_scale={self.min_scale}: the crop's area fraction lower bound must be in (0, 1] "
-                "(MAE uses 0.2)."
+                "(MAE uses 0.2), or 0 for the stage's default."
             )
         if self.retry_delay_s < 0 or self.log_every_s < 0:
             raise ConfigError("data.retry_delay_s and data.log_every_s are seconds and must be >= 0.")

@@ -10,11 +10,16 @@ re-reads block q // block and skips q % block of its permuted order: the stream 
 
 Bad data: a slot whose sample is broken (or fails to decode) is counted by kind and filled with the next good
 sample of the lane's own order, so batch shapes, batch counts and resume positions never depend on data
-quality. The substitute also appears at its own turn; a duplicate per bad sample is the price.
+quality. The substitute also appears at its own turn; a duplicate per bad sample is the price. A run of
+broken samples (a dead shard's piece, a truncated tar's tail) is found once, and its j-th slot takes the
+first good sample at or after run end + j: distinct substitutes at O(1) per slot (scanning the run again for
+every slot made a 2,000-sample dead shard cost more than the rest of the epoch). Every choice is a function of
+the position and the data, so a resume continues exactly.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -79,8 +84,11 @@ class Lane:
         self._segments: OrderedDict[int, Segment] = OrderedDict()
         self._blocks: OrderedDict[tuple[int, int], list[Item]] = OrderedDict()  # permuted block items
         self._bad: set[tuple[int, int]] = set()  # (segment, position) found undecodable
-        self._cursor: tuple[int, int, Iterator[Item]] | None = None  # (segment, next position, reader)
+        # Open readers by (segment, next position): the lane's own and the substitution look-ahead, so that
+        # filling a broken run does not re-open and re-walk a tar for every block.
+        self._cursors: OrderedDict[tuple[int, int], Iterator[Item]] = OrderedDict()
         self._orders: dict[int, np.ndarray] = {}
+        self._runs: OrderedDict[tuple[int, int], int] = OrderedDict()  # (segment, start) -> end: broken runs
 
     # -- segments ---------------------------------------------------------------------------------------
     def _get_segment(self, seg: int) -> Segment:
@@ -146,11 +154,11 @@ class Lane:
         seg, k = self._get_segment(seg_id), self.plan.block
         start = b * k
         want = k if seg.length is None else max(0, min(k, seg.length - start))
-        if self._cursor is None or self._cursor[:2] != (seg_id, start):
-            self._cursor = (seg_id, start, self._reader_from(seg, start))
-        reader = self._cursor[2]
+        reader = self._cursors.pop((seg_id, start), None) or self._reader_from(seg, start)
         items = [it for _, it in zip(range(want), reader)]
-        self._cursor = (seg_id, start + len(items), reader)
+        self._cursors[(seg_id, start + len(items))] = reader
+        while len(self._cursors) > 2:
+            self._cursors.popitem(last=False)
         if seg.length is None and len(items) < k:
             seg.length = start + len(items)  # the shard ended inside this block
         perm = counter_rng.permutation(counter_rng.stream_key(seg.block_key, b), len(items))
@@ -185,17 +193,57 @@ class Lane:
                     "`scaling data inspect`."
                 )
 
+    def _broken(self, seg_id: int, pos: int) -> bool:
+        item = self._item(seg_id, pos)
+        return item is not None and item.problem is not None
+
+    def _broken_run(self, seg_id: int, pos: int) -> tuple[int, int]:
+        """[start, end) of the run of broken items of segment seg_id around pos (one scan per run)."""
+        for (seg, start), end in self._runs.items():
+            if seg == seg_id and start <= pos < end:
+                return start, end
+        start, end = pos, pos + 1
+        while start > 0 and self._broken(seg_id, start - 1):
+            start -= 1
+        while self._broken(seg_id, end):
+            end += 1
+        self._runs[(seg_id, start)] = end
+        while len(self._runs) > 4:
+            self._runs.popitem(last=False)
+        return start, end
+
+    def _first_lost(self, seg_id: int, item: Item) -> bool:
+        """Is this the first sample of its dead shard's piece? (The shard is counted there: once per piece,
+        whatever the process or the shuffle, so the count survives a resume unchanged.)"""
+        return any(shard == item.shard and lo == item.index for shard, lo, _ in self._get_segment(seg_id).pieces)
+
+    def _forward(self, seg_id: int, pos: int) -> tuple[int, int]:
+        """(segment, position) for a position counted past its segment's end into the next segments."""
+        for _ in range(MAX_EMPTY_SEGMENTS):
+            length = self._get_segment(seg_id).length
+            if length is None or pos < length:
+                break
+            seg_id, pos = seg_id + 1, pos - length
+        return seg_id, pos
+
     def _substitute(self, seg_id: int, pos: int, fill: Callable[[Item], None]) -> Item:
-        """Fill with the next good item after (seg_id, pos) in lane order; returns the item used."""
+        """Fill with a good item after (seg_id, pos) in lane order (see the module doc); returns the item used."""
+        seg_id, pos = self._forward(seg_id, pos + 1) if not self._broken(seg_id, pos) else (seg_id, pos)
+        for _ in range(MAX_SEARCH_BLOCKS):  # a target inside a broken run moves past it by its offset in it
+            if not self._broken(seg_id, pos):
+                break
+            start, end = self._broken_run(seg_id, pos)
+            seg_id, pos = self._forward(seg_id, end + pos - start)
         limit = MAX_SEARCH_BLOCKS * self.plan.block
         for _ in range(limit):
-            seg_id, pos, item = self._advance(seg_id, pos + 1)
+            seg_id, pos, item = self._advance(seg_id, pos)
             if item.problem is None and (seg_id, pos) not in self._bad:
                 try:
                     fill(item)
                     return item
                 except ImageError:
                     self._bad.add((seg_id, pos))
+            pos += 1
         raise RuntimeError(
             f"data: rank {self.plan.rank} lane {self.lane} found no usable sample in {limit} samples after "
             f"segment {seg_id}; the shards look broken: check them with `scaling data inspect`."
@@ -220,6 +268,8 @@ class Lane:
                 )
                 fill = lambda it, i=i, u=u: put(i, it, u)  # noqa: B023 (bound through defaults)
                 if item.problem is not None:
+                    if item.problem == "samples_lost" and self._first_lost(seg_id, item):
+                        self.skips.add("unreadable_shard", item.detail, level=logging.ERROR)
                     self.skips.add(item.problem, item.detail or str(item.key))
                     item = self._substitute(seg_id, pos, fill)
                 elif (seg_id, pos) in self._bad:

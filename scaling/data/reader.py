@@ -37,7 +37,8 @@ class Item:
     labels: list[int] | None = None
     problem: str | None = None
     detail: str = ""
-    index: int = -1  # sample index, for sources that generate rather than read (synthetic)
+    index: int = -1  # sample index, for sources that generate rather than read (synthetic) and lost samples
+    shard: int = -1  # lost samples: their shard
 
 
 def split_key(name: str) -> tuple[str | None, str]:
@@ -89,15 +90,18 @@ class TarSource:
 
     def read(self, shard: int, lo: int, hi: int | None, skips: SkipCounter) -> Iterator[Item]:
         """Samples lo..hi-1 of `shard` (to its end when hi is None). With hi known, exactly hi - lo Items
-        come back: positions the tar cannot deliver are Items with problem truncated_tar or
-        unreadable_shard."""
+        come back: positions the tar cannot deliver are Items with problem truncated_tar or samples_lost
+        (the shard cannot be opened: counted once as unreadable_shard, its samples one by one)."""
         url = self.shards.urls[shard]
+        known_dead = shard in self._dead
         opened = self._open(shard, skips)
         if opened is None:
-            if hi is None:
+            if hi is not None:  # the manifest's samples: each slot is refilled, the shard counted (lane.py)
+                yield from (
+                    Item(None, problem="samples_lost", detail=url, index=i, shard=shard) for i in range(lo, hi)
+                )
+            elif not known_dead:  # no count to refill: the shard is all there is to count
                 skips.add("unreadable_shard", url, level=logging.ERROR)
-            else:
-                yield from (Item(None, problem="unreadable_shard", detail=url) for _ in range(lo, hi))
             return
         if opened == EMPTY:
             if hi is None or hi == lo:

@@ -168,6 +168,13 @@ def list_shards(spec: str) -> ShardSet:
     return found if found is not None else ShardSet(urls, None, source=spec)
 
 
-def missing_local(shards: ShardSet) -> list[str]:
-    """The local shard files that do not exist (remote URLs are checked when opened)."""
-    return [u for u in shards.urls if is_local(u) and not os.path.isfile(local_path(u))]
+def probe_indices(num_shards: int, at_most: int) -> list[int]:
+    """At most `at_most` shard indices spread evenly over the list, first and last included."""
+    if num_shards <= at_most:
+        return list(range(num_shards))
+    return sorted({round(i * (num_shards - 1) / (at_most - 1)) for i in range(at_most)})
+
+
+def missing_local(urls: list[str]) -> list[str]:
+    """The local shard files among `urls` that do not exist (remote URLs are checked when opened)."""
+    return [u for u in urls if is_local(u) and not os.path.isfile(local_path(u))]

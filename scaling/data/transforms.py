@@ -32,14 +32,17 @@ class CropSpec:
     center_fraction: float = 0.875
 
 
-def stage_crop(stage: str, image_size: int, min_scale: float) -> CropSpec:
-    """MAE: RandomResizedCrop(scale=(min_scale, 1)) + flip (He et al.). WSP and fine-tuning: the standard
-    RandomResizedCrop(scale=(0.08, 1)) + flip used by SWAG's weakly-supervised pretraining."""
+STAGE_MIN_SCALE = {"mae": 0.2}  # other stages: 0.08
+
+
+def stage_crop(stage: str, image_size: int, min_scale: float = 0.0) -> CropSpec:
+    """RandomResizedCrop(scale=(min_scale, 1)) + flip; min_scale 0 takes the stage's: 0.2 for MAE (He et
+    al.), 0.08 for WSP and fine-tuning (the standard crop of SWAG's weakly-supervised pretraining)."""
     if stage not in STAGES:
         raise ValueError(f"stage={stage!r}: use one of {', '.join(STAGES)}.")
     if image_size < 1:
         raise ValueError(f"image_size={image_size}: must be a positive number of pixels.")
-    low = min_scale if stage == "mae" else 0.08
+    low = min_scale or STAGE_MIN_SCALE.get(stage, 0.08)
     return CropSpec(size=image_size, scale=(low, 1.0))
 
 

@@ -24,7 +24,9 @@ Stage = Literal["mae", "wsp", "finetune"]
 class ModelConfig:
     name: str = "vit_micro_patch4"
     img_size: int = 0  # 0: the registry's size for this model
-    pos_embed: Literal["learned", "sincos"] = "sincos"
+    # auto: MAE keeps MAE's fixed sin-cos table (models/mae.py, as facebookresearch/mae does); wsp and finetune
+    # learn theirs (starting from the sin-cos table), as create_model does. `sincos` freezes it there too.
+    pos_embed: Literal["auto", "learned", "sincos"] = "auto"
     kernels: str = "auto"  # auto | fused | sdpa | reference (scaling.models.attention)
     mask_ratio: float = 0.75  # MAE
     norm_pix_loss: bool = True  # MAE
@@ -119,13 +121,6 @@ class DeepSpeedConfig:
 
 
 @dataclass
-class DebugConfig:
-    """Fault injection for tests of the failure paths (never set in real runs)."""
-
-    nan_loss_at_steps: list[int] = field(default_factory=list)  # poison the loss at these optimizer steps
-
-
-@dataclass
 class TrainConfig:
     stage: Stage = "mae"
     run_dir: str = "runs/default"
@@ -143,19 +138,25 @@ class TrainConfig:
     # Keys a resume may change although they change the run's math (total_samples,optim.lr,...); see
     # scaling/engine/config_diff.py for the keys that may always change (paths, logging).
     allow_changes: list[str] = field(default_factory=list)
-    max_bad_steps: int = 5  # consecutive non-finite losses before the run stops
+    max_bad_steps: int = 5  # optimizer steps skipped in a row (non-finite loss or grad norm) before the run stops
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
-    debug: DebugConfig = field(default_factory=DebugConfig)
     dist: DistConfig = field(default_factory=DistConfig)
 
     def __post_init__(self) -> None:
         if self.init_from_flops < 0:
             raise ValueError(f"init_from_flops must be >= 0 (0 = unknown), got {self.init_from_flops}.")
         self._check_allow_changes()
+        if self.model.pos_embed == "auto":
+            self.model.pos_embed = "sincos" if self.stage == "mae" else "learned"
+        elif self.stage == "mae" and self.model.pos_embed == "learned":
+            raise ValueError(
+                "model.pos_embed=learned with stage mae: the MAE stage keeps MAE's fixed sin-cos table; "
+                "learned position embeddings are for wsp/finetune. Leave model.pos_embed at auto."
+            )
         if self.total_samples <= 0:
             raise ValueError(f"total_samples must be positive, got {self.total_samples}.")
         if self.checkpoint_every < 0 or self.keep_checkpoints < 1 or self.log_every < 1:
@@ -169,7 +170,6 @@ class TrainConfig:
                 f"model.num_classes={self.model.num_classes} != data.num_classes="
                 f"{self.data.num_classes}: the head must match the targets; set one of them."
             )
-
 
     def _check_allow_changes(self) -> None:
         import difflib

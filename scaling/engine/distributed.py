@@ -82,9 +82,14 @@ def broadcast_object(obj: Any, rank: int) -> Any:
     return box[0]
 
 
-def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
-    """Sum a few floats across ranks in one collective (every rank must call it)."""
-    t = torch.tensor(values, dtype=torch.float64 if device.type == "cpu" else torch.float32, device=device)
+def all_reduce_sum(values: list[float | torch.Tensor], device: torch.device) -> list[float]:
+    """Sum a few numbers across ranks in one collective (every rank must call it). Values may be 0-d device
+    tensors: they are not read before the collective, so the final .tolist() is the only host sync."""
+    dtype = torch.float64 if device.type == "cpu" else torch.float32
+    if any(isinstance(v, torch.Tensor) for v in values):
+        t = torch.stack([torch.as_tensor(v, device=device).to(dtype).reshape(()) for v in values])
+    else:
+        t = torch.tensor(values, dtype=dtype, device=device)
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(t)
     return t.tolist()

@@ -167,7 +167,9 @@ def build_ds_config(
     cfg["gradient_clipping"] = float(clip_grad)  # 0.19.3+ defaults to 1.0: always explicit
     cfg["bf16"] = {"enabled": precision == "bf16"}
     if precision == "bf16":
-        cfg["bf16"]["check_grad_overflow"] = False  # bf16 has fp32's range; the check costs a sync per step
+        # Non-finite gradients must skip the step (trainer.py): ZeRO-3 always skips on a non-finite global
+        # norm, ZeRO-1/2 in bf16 only with this check (one host sync per optimizer step, not per micro-batch).
+        cfg["bf16"]["check_grad_overflow"] = True
     cfg["fp16"] = {"enabled": precision == "fp16"}
     if precision == "fp16":
         cfg["fp16"].update({"loss_scale": 0, "initial_scale_power": 16, "hysteresis": 2, "min_loss_scale": 1})

@@ -3,6 +3,17 @@
 One code path for one process or N ranks, CPU (gloo) or GPU (NCCL). `build_session` does the setup
 (data streams, DeepSpeed config, run dir, model, optimizer, resume); `_step` runs one optimizer step of
 `grad_accum` micro-batches; `train` is the loop around it that logs and checkpoints.
+
+Non-finite steps: a step is skipped, on every rank, when any micro-batch of any rank has a non-finite loss
+or the global gradient norm is not finite. A non-finite loss is made to poison its own backward (NaN
+gradients), so both cases are one: DeepSpeed's overflow path, which finds the global norm invalid on every
+rank, zeroes the gradients and leaves the optimizer state (Adam moments, step) untouched. The skipped step
+still consumes its data and its place in the schedule (samples_seen and the lr move on, so the data streams
+and the cosine horizon stay where an unskipped run has them); it is counted in `skipped_steps`, and
+`max_bad_steps` skipped steps in a row stop the run (TrainingDiverged; the last checkpoint is intact). In
+fp16, a skip with finite losses is the loss scaler's overflow: counted, not towards max_bad_steps.
+Host syncs: none per micro-batch. The loss stays on the device; one all-reduce per step carries the loss
+sum, the preemption flag and the data counters.
 """
 
 from __future__ import annotations
@@ -11,7 +22,7 @@ import logging
 import math
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +30,7 @@ import torch
 
 from scaling.config import ConfigError
 from scaling.data import normalize_images
+from scaling.data.skips import KINDS
 from scaling.engine.checkpointing import CheckpointManager, check_on_rank0, summary_flops
 from scaling.engine.config import TrainConfig
 from scaling.engine.distributed import DistInfo, all_reduce_sum, setup, teardown
@@ -48,11 +60,17 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainState:
-    step: int = 0  # optimizer steps taken
-    samples_seen: int = 0
-    skipped_steps: int = 0  # micro-batches dropped for a non-finite loss, in total
+    step: int = 0  # optimizer steps taken, skipped ones included
+    samples_seen: int = 0  # samples drawn, those of skipped steps included
+    skipped_steps: int = 0  # optimizer steps skipped for a non-finite loss or gradient norm, in total
     bad_in_a_row: int = 0
-    injected_at: int = 0  # debug.nan_loss_at_steps: the step last poisoned (each listed step once)
+    elapsed_s: float = 0.0  # training seconds before this process started (the logged `time` continues)
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> TrainState:
+        """From a checkpoint's train_state; keys of older versions (e.g. injected_at) are dropped."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in names})
 
 
 @dataclass
@@ -90,7 +108,8 @@ def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
     """Checks first, then the model, then the run dir's files: every bad input (batch arithmetic, data, policy,
     offload ops, the resume's config, init_from) fails before anything is written, and a retry is accepted."""
     global_batch, grad_accum = cfg.batch.resolve(dist.world_size)
-    cfg.batch.grad_accum = grad_accum
+    # cfg keeps what the user gave (config.yaml must reload at another world size); the derived grad_accum
+    # lives in the streams (len(streams.ids)).
     set_kernels(cfg.model.kernels)
     torch.manual_seed(cfg.seed)
     spec = get_spec(cfg.model.name, **cfg.model.spec_overrides())
@@ -140,7 +159,7 @@ def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
             "slower GPU kernels. Put tensors whose size is not a multiple of 8 last (scaling/engine/optim.py).",
             len(misaligned), misaligned[0])
     manager.start(ds_cfg)
-    state = TrainState(**manager.restore(engine, groups, scheduler, lr, streams)) if resume else TrainState()
+    state = TrainState.from_dict(manager.restore(engine, groups, scheduler, lr, streams)) if resume else TrainState()
     per_sample = stage_flops(spec, cfg.stage, cfg.model.mask_ratio, num_classes).train
     return Session(cfg, dist, spec, Path(cfg.run_dir), engine, scheduler, streams, state, global_batch, per_sample,
                    manager, init_flops)
@@ -159,44 +178,84 @@ def _loss(s: Session, batch: dict[str, Any], stream: int, index: int) -> torch.T
     return soft_target_cross_entropy(s.engine(images), batch["target"].to(device))
 
 
-def _step(s: Session) -> tuple[float, int]:
-    """One optimizer step of grad_accum good micro-batches. A micro-batch whose loss is non-finite on any
-    rank is dropped on every rank (no backward) and counted. Returns (loss sum, micro-batches used)."""
-    cfg, state = s.cfg, s.state
-    loss_sum, used = 0.0, 0
-    while used < cfg.batch.grad_accum:
-        batch, stream, index = s.streams.next(used)
+def _poisoned_if_not_finite(loss: torch.Tensor) -> torch.Tensor:
+    """loss x 1 when finite (exactly loss, and exactly its gradient), loss x NaN otherwise: then every
+    gradient of the step is NaN, the global norm is invalid on every rank and DeepSpeed skips the step.
+    No host sync: the test is an element-wise op on the device."""
+    return loss * torch.where(torch.isfinite(loss.detach()), 1.0, float("nan")).to(loss.dtype)
+
+
+def _step(s: Session) -> torch.Tensor:
+    """One optimizer step: forward + backward of each of the rank's grad_accum micro-batches, then
+    DeepSpeed's step at the accumulation boundary (skipped by DeepSpeed when the gradients are not finite).
+    Returns this rank's loss sum as a float64 device tensor: nothing here waits for the device."""
+    loss_sum = torch.zeros((), dtype=torch.float64, device=s.dist.device)
+    for slot in range(len(s.streams.ids)):
+        batch, stream, index = s.streams.next(slot)
         loss = _loss(s, batch, stream, index)
-        if state.step + 1 in cfg.debug.nan_loss_at_steps and state.injected_at != state.step + 1:
-            state.injected_at = state.step + 1
-            if s.dist.rank == 0:  # fault injection for the tests of this path: one rank is enough
-                loss = loss * float("nan")
-        (bad,) = all_reduce_sum([0.0 if torch.isfinite(loss).item() else 1.0], s.dist.device)
-        if bad:
-            state.skipped_steps += 1
-            state.bad_in_a_row += 1
-            if state.bad_in_a_row >= cfg.max_bad_steps:
-                raise TrainingDiverged(
-                    f"loss was NaN/Inf on {state.bad_in_a_row} micro-batches in a row at step {state.step + 1}; "
-                    "stopping. The last good checkpoint is intact: lower optim.lr or optim.base_lr, check the "
-                    f"data, then resume=auto. (max_bad_steps={cfg.max_bad_steps})")
-            continue
-        state.bad_in_a_row = 0
-        s.engine.backward(loss)
+        loss_sum += loss.detach().double()
+        s.engine.backward(_poisoned_if_not_finite(loss))
         s.engine.step()
-        loss_sum += loss.item()
-        used += 1
-    return loss_sum, used
+    return loss_sum
 
 
-def _save(s: Session) -> None:
+def _count_skip(s: Session, loss_finite: bool) -> None:
+    """Book a step DeepSpeed skipped; stop after max_bad_steps in a row. In fp16 a skipped step with finite
+    losses is the loss scaler's overflow (DeepSpeed lowers the scale and goes on, several times in a row at
+    the start): counted, but not as a bad step."""
+    state, cfg = s.state, s.cfg
+    state.skipped_steps += 1
+    if cfg.deepspeed.precision != "fp16" or not loss_finite:
+        state.bad_in_a_row += 1
+    s.scheduler.step()  # DeepSpeed does not step it on a skipped step; our lr is a function of samples seen
+    logging.getLogger(__name__).warning(
+        "step %d skipped: non-finite loss or gradient norm (%d in a row, %d in total)", state.step,
+        state.bad_in_a_row, state.skipped_steps)
+    if state.bad_in_a_row >= cfg.max_bad_steps:
+        raise TrainingDiverged(
+            f"loss or gradient norm was NaN/Inf on {state.bad_in_a_row} optimizer steps in a row (up to step "
+            f"{state.step}); stopping. The last good checkpoint is intact: lower optim.lr or optim.base_lr, "
+            f"check the data, then resume=auto. (max_bad_steps={cfg.max_bad_steps})")
+
+
+def _save(s: Session, clock: _Clock) -> None:
+    s.state.elapsed_s = clock.elapsed()
     s.manager.save(s.engine, vars(s.state), s.streams, s.flops_per_sample * s.state.samples_seen,
                    s.init_from_flops)
+    clock.restart_window(s.state.step)  # checkpoint time is not training throughput
 
 
-def _record(s: Session, loss: float, seconds: float, start: float) -> dict[str, Any]:
+class _Clock:
+    """Training time: `elapsed` continues the checkpoint's; the throughput window runs from the last log."""
+
+    def __init__(self, before_s: float, step: int) -> None:
+        self.before_s, self.start = before_s, time.perf_counter()
+        self.restart_window(step)
+
+    def elapsed(self) -> float:
+        return self.before_s + time.perf_counter() - self.start
+
+    def restart_window(self, step: int) -> None:
+        self.window_start, self.window_step = time.perf_counter(), step
+
+    def window(self, step: int) -> tuple[int, float]:
+        """(steps, seconds) since the window started."""
+        return step - self.window_step, time.perf_counter() - self.window_start
+
+
+def _schedule_lr(s: Session) -> float:
+    """The lr of the param group with lr scale 1 (under layer decay, group 0 may be the embeddings')."""
+    scales = [g.get("lr_scale", 1.0) for g in s.scheduler.optimizer.param_groups]
+    lrs = s.scheduler.get_last_lr()
+    i = scales.index(1.0) if 1.0 in scales else 0
+    return lrs[i] / scales[i]
+
+
+def _record(s: Session, loss: float, steps: int, seconds: float, elapsed: float,
+            data: dict[str, float]) -> dict[str, Any]:
+    """One metrics row; throughput over the `steps` steps of the last `seconds` (the logging window)."""
     device = s.dist.device
-    flops_per_s = s.flops_per_sample * s.global_batch / seconds / s.dist.world_size
+    flops_per_s = s.flops_per_sample * s.global_batch * steps / seconds / s.dist.world_size
     gpu = device_kind(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
     grad_norm = s.engine.get_global_grad_norm()
     if device.type == "cuda":
@@ -206,10 +265,17 @@ def _record(s: Session, loss: float, seconds: float, start: float) -> dict[str, 
 
         mem = psutil.Process().memory_info().rss / 1e9
     return {"step": s.state.step, "samples_seen": s.state.samples_seen, "loss": loss,
-            "lr": s.scheduler.get_last_lr()[0], "grad_norm": None if grad_norm is None else float(grad_norm),
-            "img_per_s": s.global_batch / seconds, "tflops_per_device": flops_per_s / 1e12,
-            "mfu": mfu(flops_per_s, gpu), "mem_gb": mem, "time": time.time() - start,
-            "skipped_steps": s.state.skipped_steps, **{f"data/{k}": v for k, v in s.streams.stats().items()}}
+            "lr": _schedule_lr(s), "grad_norm": None if grad_norm is None else float(grad_norm),
+            "img_per_s": s.global_batch * steps / seconds, "tflops_per_device": flops_per_s / 1e12,
+            "mfu": mfu(flops_per_s, gpu), "mem_gb": mem, "time": elapsed,
+            "skipped_steps": s.state.skipped_steps, **{f"data/{k}": int(v) for k, v in data.items()}}
+
+
+def _data_counts(s: Session, summed: list[float]) -> dict[str, float]:
+    """Data counters of all ranks: the rank-local ones summed, the dataset's own (empty shards in the
+    manifest, the same on every rank) once."""
+    dataset = s.streams.dataset_stats()
+    return {k: v + dataset.get(k, 0) for k, v in zip(KINDS, summed)}
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -218,25 +284,35 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     total_steps = math.ceil(cfg.total_samples / s.global_batch)
     every = max(cfg.checkpoint_every // s.global_batch, 1) if cfg.checkpoint_every else 0
     logger = MetricsLogger(s.run_dir, dist.is_main, total_steps, s.state.step, f"{cfg.stage} {cfg.model.name}")
-    preempt, loss, stop, start = PreemptionFlag(), float("nan"), 0.0, time.time()
+    preempt, loss, stop = PreemptionFlag(), float("nan"), 0.0
+    clock = _Clock(s.state.elapsed_s, s.state.step)
+    micro_batches = dist.world_size * len(s.streams.ids)
     try:
         while s.state.step < total_steps:
-            t0 = time.perf_counter()
-            loss_sum, used = _step(s)
+            loss_sum = _step(s)
             s.state.step += 1
             s.state.samples_seen += s.global_batch
-            loss_total, count, stop = all_reduce_sum([loss_sum, used, preempt.raised], dist.device)
-            loss = loss_total / count
+            local = s.streams.stats()
+            # The step's one host sync: loss, preemption flag and data counters of every rank.
+            loss_total, stop, *data = all_reduce_sum([loss_sum, preempt.raised, *(local[k] for k in KINDS)],
+                                                     dist.device)
+            loss = loss_total / micro_batches
+            if s.engine.was_step_applied():
+                s.state.bad_in_a_row = 0
+            else:
+                _count_skip(s, math.isfinite(loss_total))
             logger.advance()
             if s.state.step % cfg.log_every == 0 or s.state.step == total_steps:
-                logger.log(_record(s, loss, time.perf_counter() - t0, start))
+                steps, seconds = clock.window(s.state.step)
+                logger.log(_record(s, loss, steps, seconds, clock.elapsed(), _data_counts(s, data)))
+                clock.restart_window(s.state.step)
             if stop:
-                _save(s)
+                _save(s, clock)
                 break
             if every and s.state.step % every == 0 and s.state.step < total_steps:
-                _save(s)
+                _save(s, clock)
         else:
-            _save(s)
+            _save(s, clock)
     finally:
         logger.close()
         s.streams.close()

@@ -78,13 +78,15 @@ class MaskedAutoencoder(nn.Module):
         return enc.forward_tokens(x), mask, ids_restore
 
     def loss(self, images: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean over masked patches of the per-patch MSE; targets normalised per patch when norm_pix_loss."""
-        target = self.patchify(images)
+        """Mean over masked patches of the per-patch MSE; targets normalised per patch when norm_pix_loss.
+        The target, its mean and variance are fp32 whatever the run's precision: in bf16 (8 mantissa bits) a
+        patch's variance comes out far off (MAE's own runs compute the loss in fp32 outside autocast)."""
+        target = self.patchify(images).float()
         if self.norm_pix_loss:
             mean = target.mean(dim=-1, keepdim=True)
             var = target.var(dim=-1, keepdim=True)
             target = (target - mean) / (var + 1.0e-6) ** 0.5
-        per_patch = ((pred.float() - target.float()) ** 2).mean(dim=-1)  # [B, L]
+        per_patch = ((pred.float() - target) ** 2).mean(dim=-1)  # [B, L]
         mask = mask.float()
         return (per_patch * mask).sum() / mask.sum()
 

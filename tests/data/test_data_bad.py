@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tarfile
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
-from data_helpers import jpeg_bytes, write_tar
+from data_helpers import jpeg_bytes, manifest_for, uneven_shards, write_tar
 
 from scaling.config import ConfigError
 from scaling.data import DataConfig, build_train_loader
@@ -49,7 +52,8 @@ def _broken_dataset(folder: Path) -> tuple[list[str], dict[str, int]]:
         "corrupt_image": 2,
         "missing_field": 2,
         "truncated_tar": 4,
-        "unreadable_shard": 3,
+        "unreadable_shard": 1,  # e.tar, once
+        "samples_lost": 3,  # its 3 manifest samples, each slot refilled
         "empty_shard": 1,
     }
     return good, expected
@@ -159,3 +163,43 @@ def test_stream_urls_read_like_local_files(tmp_path: Path) -> None:
         return [next(second)["key"] for _ in range(n)]
 
     assert stream(piped, 3, 9) == stream(local, 3, 9) == stream(local, 0, 12)[3:]
+
+
+def test_a_dead_shard_is_found_once_and_costs_no_more_than_good_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Epoch mode, 3 shards of 1,200 samples, one replaced by garbage: one epoch costs about what the healthy
+    epoch costs (it was 6-10x: every slot of the dead shard re-scanned the whole dead run for a substitute),
+    the shard is opened retries + 1 times and counted once, its samples as samples_lost, and its slots take
+    distinct good samples (a good sample appears at its own turn and in at most two refills: one from this
+    epoch's positions, one from the next epoch's, which the last dead slots reach; today one sample took them
+    all)."""
+    from scaling.data import reader
+
+    n = 1200
+    uneven_shards(tmp_path / "good", [n] * 3, prefix="s")
+    manifest_for(tmp_path / "good")
+    shutil.copytree(tmp_path / "good", tmp_path / "bad")
+    dead = tmp_path / "bad" / "000001.tar"
+    dead.write_bytes(os.urandom(n * 1000))
+    opens = []
+    real_open = open
+    monkeypatch.setattr(reader, "open", lambda p, *a, **k: (opens.append(str(p)), real_open(p, *a, **k))[1],
+                        raising=False)
+
+    def epoch(which: str) -> tuple[float, list[str], dict[str, int]]:
+        cfg = DataConfig(train=str(tmp_path / which), mode="epoch", workers=0, shuffle_buffer=100,
+                         shard_retries=3, retry_delay_s=0.0)
+        loader = build_train_loader(cfg, stage="wsp", image_size=16, micro_batch=32, rank=0, world_size=1, seed=0)
+        start = time.perf_counter()
+        keys = [k for _ in range(loader.batches_per_epoch) for k in next(loader)["key"]]
+        return time.perf_counter() - start, keys, loader.stats()
+
+    healthy, _, _ = epoch("good")
+    seconds, keys, stats = epoch("bad")
+    print(f"healthy epoch {healthy:.2f} s, with a dead shard {seconds:.2f} s")
+    assert seconds < 1.5 * healthy + 1.0, (seconds, healthy)
+    assert stats["unreadable_shard"] == 1 and stats["samples_lost"] == n
+    assert opens.count(str(dead)) == 4  # 1 + shard_retries, then never again
+    assert not any(k.startswith("s1_") for k in keys) and len(set(keys)) >= 2 * n - 32  # the epoch drops < 1 batch
+    assert max(Counter(keys).values()) <= 3

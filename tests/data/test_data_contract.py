@@ -158,3 +158,12 @@ def test_bad_call_arguments_are_clear() -> None:
         _loader(DataConfig(workers=0), stage="clip")
     with pytest.raises(ConfigError, match="fewer than one global batch"):
         _loader(DataConfig(workers=0, synthetic_samples=5, mode="epoch"), micro_batch=4)
+
+
+def test_min_scale_applies_to_every_stage_and_0_is_the_stages_recipe() -> None:
+    from scaling.data.transforms import stage_crop
+
+    assert stage_crop("mae", 16, DataConfig().min_scale).scale == (0.2, 1.0)
+    assert stage_crop("wsp", 16, DataConfig().min_scale).scale == (0.08, 1.0)
+    assert stage_crop("finetune", 16, 0.0).scale == (0.08, 1.0)
+    assert stage_crop("wsp", 16, DataConfig(min_scale=0.35).min_scale).scale == (0.35, 1.0)  # was ignored

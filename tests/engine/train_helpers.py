@@ -19,9 +19,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def train_cmd(config: str, overrides: list[str], ranks: int = 1) -> list[str]:
+def train_cmd(config: str, overrides: list[str], ranks: int = 1, module: str = "scaling.train") -> list[str]:
+    """module: `faults` runs the trainer with the faults of $FAULTS patched in (tests/engine/faults.py)."""
     if ranks == 1:
-        return [sys.executable, "-m", "scaling.train", "--config", config, *overrides]
+        return [sys.executable, "-m", module, "--config", config, *overrides]
     launcher = [
         sys.executable,
         "-m",
@@ -31,16 +32,25 @@ def train_cmd(config: str, overrides: list[str], ranks: int = 1) -> list[str]:
         "--master_port",
         str(_free_port()),
     ]
-    return [*launcher, "--module", "scaling.train", "--config", config, *overrides]
+    return [*launcher, "--module", module, "--config", config, *overrides]
 
 
 def run_train(
-    config: str, overrides: list[str], ranks: int = 1, check: bool = True, timeout: float = 600
+    config: str,
+    overrides: list[str],
+    ranks: int = 1,
+    check: bool = True,
+    timeout: float = 600,
+    faults: str = "",
 ) -> subprocess.CompletedProcess:
+    """faults: e.g. "nan_loss@3:1" (tests/engine/faults.py) runs the trainer with that fault patched in."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     env.pop("RANK", None)
+    if faults:
+        here = str(Path(__file__).resolve().parent)
+        env.update(FAULTS=faults, PYTHONPATH=os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")])))
     proc = subprocess.run(
-        train_cmd(config, overrides, ranks),
+        train_cmd(config, overrides, ranks, module="faults" if faults else "scaling.train"),
         cwd=REPO,
         env=env,
         capture_output=True,
