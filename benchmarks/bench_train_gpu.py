@@ -352,13 +352,26 @@ def _commit() -> dict:
     return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
+def _gpu_name() -> str:
+    """From nvidia-smi, so that this process opens no CUDA context (its memory is the cases')."""
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=30)
+        if smi.returncode == 0 and smi.stdout.strip():
+            return smi.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
 def _header(args) -> dict:
     import torch
 
     from scaling.flops import PEAK_BF16_FLOPS, device_kind
 
-    cuda = torch.cuda.is_available()
-    name = torch.cuda.get_device_name(0) if cuda else (platform.processor() or "cpu")
+    name = _gpu_name() if torch.cuda.is_available() else (platform.processor() or "cpu")
     out = {"device": name, "peak_bf16_tflops": PEAK_BF16_FLOPS.get(device_kind(name) or "", 0) / 1e12,
            "torch": torch.__version__, "python": platform.python_version(), **_commit(),
            "when": time.strftime("%Y-%m-%d %H:%M:%S"), "warmup_steps": args.warmup, "timed_steps": args.steps,
