@@ -5,6 +5,7 @@ Examples:
   scaling train --config configs/tiny/wsp.yaml init_from=runs/tiny_mae run_dir=runs/tiny_wsp
   deepspeed --num_gpus 8 --module scaling.train --config configs/mae/vit_huge_patch14.yaml \\
       data.train='/data/shards/{000000..009999}.tar' run_dir=/ckpt/mae_h14 resume=auto
+  (`deepspeed --quiet ...`: the launcher's own lines at error level only; `--verbose` shows all warnings)
 """
 
 from __future__ import annotations
