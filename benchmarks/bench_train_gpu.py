@@ -309,6 +309,9 @@ def run_case(case: Case, args, work: Path, deadline: float, peak: float, shards:
                 continue
             break
         row.update(micro_batch=micro, **measured, profile=spec["profile"])
+        log_text = (work / f"{tag}.log").read_text(errors="replace")
+        # the trainer's warning when ZeRO-3's flat buffer leaves weights off 16 bytes (slow GEMM kernels)
+        row["misaligned_warning"] = next((line for line in log_text.splitlines() if "16-byte boundary" in line), None)
         break
     row["case_wall_s"] = time.perf_counter() - t0
     if "img_per_s" not in row:
