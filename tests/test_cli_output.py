@@ -41,3 +41,18 @@ def test_tiny_run_prints_few_lines_one_bar_and_what_next(tmp_path):
 def test_verbose_shows_the_library_warnings(tmp_path):
     out = _train(tmp_path, "--verbose")
     assert "FutureWarning: `torch.distributed.reduce_scatter_tensor` is deprecated" in out
+
+
+def test_what_next_names_the_next_stage_and_resume():
+    from scaling.engine.config import load_config
+    from scaling.train import what_next
+
+    wsp = load_config(None, ["stage=wsp", "run_dir=runs/w"])
+    text = what_next(wsp, {"preempted": True}, "configs/wsp/vit_huge_patch14.yaml")
+    assert "resume=auto" in text and "--with-head" in text
+    assert "scaling train --config configs/finetune/vit_huge_patch14.yaml init_from=runs/w" in text
+    mae = load_config(None, ["stage=mae", "run_dir=runs/m"])
+    text = what_next(mae, {"preempted": False}, "configs/mae/vit_2b_patch14.yaml")
+    assert "resume=auto" not in text
+    assert "scaling train --config configs/wsp/vit_2b_patch14.yaml init_from=runs/m run_dir=runs/m_wsp" in text
+    assert "--config WSP_CONFIG.yaml" in what_next(mae, {}, None)  # no config file to pair with

@@ -115,6 +115,8 @@ def parallelize_model(model: nn.Module, cfg, zero3: bool) -> dict[str, int]:
             "compiled_blocks": compile_blocks(model, zero3) if m.compile == "blocks" else 0}
     done["checkpointed_blocks"] = apply_activation_checkpointing(model, m.activation_checkpointing,
                                                                  m.activation_checkpointing_every)
+    if any(done.values()):
+        log.info("parallelize: %s", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in done.items() if v))
     return done
 
 
