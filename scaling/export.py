@@ -26,11 +26,24 @@ def export(run_dir: str | Path, out: str | Path, with_head: bool = False, full: 
         "stage": str(marker.get("stage", "")),
         "step": str(marker.get("step", "")),
         "samples_seen": str(marker.get("samples_seen", "")),
+        **_flops(Path(run_dir), marker),
         "format": "ours_mae" if full else "timm",
         "source": str(Path(run_dir).resolve()),
     }
     save_safetensors(weights, out, metadata=meta)
     return {"tensors": len(weights), "params": int(sum(v.numel() for v in weights.values())), **meta}
+
+
+def _flops(run_dir: Path, marker: dict) -> dict[str, str]:
+    """`flops` and `total_flops` (CONTRACTS.md; "" when unknown) of the exported checkpoint: from its marker;
+    checkpoints written before markers held them: the run's summary.json when it describes the same step."""
+    record = marker
+    summary = run_dir / "summary.json"
+    if "flops" not in marker and summary.is_file():
+        data = json.loads(summary.read_text())
+        if data.get("samples_seen") == marker.get("samples_seen"):
+            record = data
+    return {k: "" if record.get(k) is None else str(record[k]) for k in ("flops", "total_flops")}
 
 
 def main(argv: list[str] | None = None) -> int:

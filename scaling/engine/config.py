@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from scaling.config import ConfigError, apply_overrides, from_dict, load_yaml
+from scaling.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from scaling.data import DataConfig
+from scaling.engine.distributed import DistConfig
 from scaling.models import MODELS
 from scaling.models.attention import POLICIES
 
@@ -132,6 +133,7 @@ class BatchConfig:
 class DeepSpeedConfig:
     config: str = "zero3_bf16.json"  # a file in ds_configs/ or a path
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
+    nvme_path: str = ""  # NVMe offload policies: a local NVMe folder; "" keeps the policy file's nvme_path
 
 
 @dataclass
@@ -153,6 +155,12 @@ class TrainConfig:
     resume: str = "none"  # none | auto | PATH to a checkpoint tag directory
     overwrite: bool = False  # allow a new run in a run_dir that already holds one
     init_from: str = ""  # wsp/finetune: a stage-1 run dir or an exported .safetensors encoder
+    # FLOPs spent to produce init_from (its whole chain), for summary.json's total_flops; 0 = read it from the
+    # stage-1 run's summary/checkpoint or the .safetensors metadata (`scaling export` writes it).
+    init_from_flops: float = 0.0
+    # Keys a resume may change although they change the run's math (total_samples,optim.lr,...); see
+    # scaling/engine/config_diff.py for the keys that may always change (paths, logging).
+    allow_changes: list[str] = field(default_factory=list)
     max_bad_steps: int = 5  # consecutive non-finite losses before the run stops
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -160,8 +168,12 @@ class TrainConfig:
     batch: BatchConfig = field(default_factory=BatchConfig)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
 
     def __post_init__(self) -> None:
+        if self.init_from_flops < 0:
+            raise ValueError(f"init_from_flops must be >= 0 (0 = unknown), got {self.init_from_flops}.")
+        self._check_allow_changes()
         if self.total_samples <= 0:
             raise ValueError(f"total_samples must be positive, got {self.total_samples}.")
         if self.checkpoint_every < 0 or self.keep_checkpoints < 1 or self.log_every < 1:
@@ -175,6 +187,22 @@ class TrainConfig:
                 f"model.num_classes={self.model.num_classes} != data.num_classes="
                 f"{self.data.num_classes}: the head must match the targets; set one of them."
             )
+
+
+    def _check_allow_changes(self) -> None:
+        import difflib
+
+        from scaling.engine.config_diff import flatten
+
+        keys = set()
+        for key in flatten(to_dict(self)):
+            parts = key.split(".")
+            keys.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+        for name in self.allow_changes:
+            if name not in keys:
+                close = difflib.get_close_matches(name, sorted(keys), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"allow_changes: {name!r} is not a config key.{hint}")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from scaling.engine.checkpoint import CHECKPOINTS, complete_checkpoints, read_marker
-from scaling.models.weights import WeightsError, read_weights, to_timm_encoder
+from scaling.models.weights import WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +32,3 @@ def consolidate_run(
     log.info("consolidating %s", tag_dir)
     sd = get_fp32_state_dict_from_zero_checkpoint(str(tag_dir.parent), tag=tag_dir.name)
     return {k: v.float().contiguous() for k, v in sd.items()}, read_marker(tag_dir)
-
-
-def encoder_weights(source: str | Path) -> dict[str, torch.Tensor]:
-    """Encoder tensors (timm keys, no head) from a run directory or a weights file."""
-    path = Path(source)
-    if path.is_dir():
-        sd, _ = consolidate_run(path)
-    elif path.is_file():
-        sd = read_weights(path)
-    else:
-        raise WeightsError(
-            f"init_from={str(source)!r} does not exist: give a stage-1 run directory or an "
-            "exported .safetensors file (`scaling export RUN_DIR OUT.safetensors`)."
-        )
-    return to_timm_encoder(sd, keep_head=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +152,15 @@ def build_ds_config(
     precision: str,
     clip_grad: float,
     width: int,
+    nvme_path: str = "",
 ) -> dict[str, Any]:
-    """The merged config: policy + the run's batch sizes, precision, clipping and width-derived buckets."""
+    """The merged config: policy + the run's batch sizes, precision, clipping and width-derived buckets;
+    `nvme_path` (deepspeed.nvme_path) replaces the policy's NVMe offload folders."""
     cfg = copy.deepcopy(policy)
+    for section in ("offload_optimizer", "offload_param"):
+        offload = cfg.get("zero_optimization", {}).get(section)
+        if nvme_path and isinstance(offload, dict) and offload.get("device") == "nvme":
+            offload["nvme_path"] = nvme_path
     cfg["train_micro_batch_size_per_gpu"] = micro_batch
     cfg["gradient_accumulation_steps"] = grad_accum
     cfg["train_batch_size"] = micro_batch * grad_accum * world_size
@@ -196,3 +203,47 @@ def check_with_deepspeed(cfg: dict[str, Any]) -> None:
         cfg["train_micro_batch_size_per_gpu"] * cfg["gradient_accumulation_steps"] * world
     )
     DeepSpeedConfig(cfg)
+
+
+def offload_devices(cfg: dict[str, Any]) -> dict[str, str]:
+    """{"offload_optimizer": device, "offload_param": device} ("none" when not offloaded)."""
+    zero = cfg.get("zero_optimization", {})
+    return {k: str((zero.get(k) or {}).get("device", "none")) for k in ("offload_optimizer", "offload_param")}
+
+
+def check_offload(cfg: dict[str, Any], optim_impl: str, source: str) -> bool:
+    """Whether the optimizer is offloaded (then DeepSpeedCPUAdam must step it), after checking that what the
+    policy offloads can run here: DeepSpeed's cpu_adam op for an offloaded optimizer, its async I/O op
+    (libaio) and a writable folder for NVMe. Each failure is a ConfigError before anything is built."""
+    from deepspeed.ops.op_builder import AsyncIOBuilder, CPUAdamBuilder
+
+    devices = offload_devices(cfg)
+    offloaded = devices["offload_optimizer"] in ("cpu", "nvme")
+    if offloaded and optim_impl != "auto":
+        raise ConfigError(
+            f"{source} offloads the optimizer, which only DeepSpeedCPUAdam can step; optim.impl={optim_impl} "
+            "cannot. Use optim.impl=auto."
+        )
+    if offloaded and not CPUAdamBuilder().is_compatible():
+        raise ConfigError(
+            f"{source} offloads the optimizer, which needs DeepSpeed's cpu_adam op, and it cannot be built here "
+            "(it needs a C++ compiler and ninja: apt-get install build-essential ninja-build). Or use a policy "
+            "without offload_optimizer."
+        )
+    nvme = [k for k, d in devices.items() if d == "nvme"]
+    if nvme and not AsyncIOBuilder().is_compatible(verbose=False):
+        raise ConfigError(
+            f"{source} puts {' and '.join(nvme)} on NVMe, which needs DeepSpeed's async I/O op; it cannot build "
+            "here because libaio (its library and headers) is missing. Install it: apt-get install libaio-dev "
+            "(yum install libaio-devel; or conda install -c conda-forge libaio with CFLAGS=-I$CONDA_PREFIX/include "
+            "LDFLAGS=-L$CONDA_PREFIX/lib), then check with `python -c \"from deepspeed.ops.op_builder import "
+            "AsyncIOBuilder; print(AsyncIOBuilder().is_compatible())\"`. Or use zero3_offload_optimizer.json."
+        )
+    for key in nvme:
+        folder = Path(str(cfg["zero_optimization"][key].get("nvme_path", "")))
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise ConfigError(
+                f"{source}: {key}.nvme_path {str(folder)!r} is not a writable folder; set "
+                "deepspeed.nvme_path=/a/local/nvme/folder."
+            )
+    return offloaded

@@ -2,7 +2,7 @@
 layer-wise lr decay for fine-tuning (BEiT/MAE): block i gets lr x decay^(depth - i).
 
 `impl`: torch AdamW on CPU; DeepSpeed's FusedAdam on GPU (`auto`/`deepspeed`); NVIDIA apex's FusedAdam
-when a real NVIDIA apex imports (`apex`).
+when a real NVIDIA apex imports (`apex`). An offloaded optimizer is always DeepSpeedCPUAdam.
 """
 
 from __future__ import annotations
@@ -99,11 +99,18 @@ def flat_buffer_offsets(groups: list[dict]) -> dict[str, int]:
 
 
 def build_optimizer(
-    groups: list[dict], impl: str, lr: float, betas: tuple[float, float], eps: float, device_type: str
+    groups: list[dict], impl: str, lr: float, betas: tuple[float, float], eps: float, device_type: str,
+    offload: bool = False,
 ) -> torch.optim.Optimizer:
+    """`offload`: the policy keeps the optimizer state in host memory or on NVMe, where DeepSpeed steps it with
+    its own CPU Adam (a client torch optimizer is refused: "ZeRO-Offload with a client provided optimizer")."""
     clean = [{k: v for k, v in g.items() if k != "names"} for g in groups]
     for g in clean:
         g["lr"] = lr * g["lr_scale"]
+    if offload:
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+        return DeepSpeedCPUAdam(clean, lr=lr, betas=betas, eps=eps, adamw_mode=True)
     if impl == "apex":
         if not nvidia_apex_available():
             raise ApexMissingError(

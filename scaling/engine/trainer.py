@@ -17,13 +17,13 @@ from typing import Any
 
 import torch
 
-from scaling.config import dump_yaml
+from scaling.config import ConfigError
 from scaling.data import normalize_images
-from scaling.engine import checkpoint as ckpt
+from scaling.engine.checkpointing import CheckpointManager, check_on_rank0, summary_flops
 from scaling.engine.config import TrainConfig
-from scaling.engine.distributed import DistInfo, all_reduce_sum, barrier, setup, teardown
-from scaling.engine.ds_config import build_ds_config, check_with_deepspeed, load_policy
-from scaling.engine.load_weights import load_into_model
+from scaling.engine.distributed import DistInfo, all_reduce_sum, setup, teardown
+from scaling.engine.ds_config import build_ds_config, check_offload, check_with_deepspeed, load_policy
+from scaling.engine.load_weights import check_stage1, load_stage1_encoder
 from scaling.engine.metrics import MetricsLogger
 from scaling.engine.optim import build_optimizer, param_groups
 from scaling.engine.parallelize import (
@@ -32,7 +32,7 @@ from scaling.engine.parallelize import (
     misaligned_partitions,
     parallelize_model,
 )
-from scaling.engine.run_dir import config_hash, prepare_run_dir, write_json
+from scaling.engine.run_dir import write_json
 from scaling.engine.schedule import lr_at, peak_lr
 from scaling.engine.streams import MicroBatchStreams
 from scaling.flops import device_kind, encoder_params, mfu, stage_flops
@@ -68,6 +68,8 @@ class Session:
     state: TrainState
     global_batch: int
     flops_per_sample: float
+    manager: CheckpointManager
+    init_from_flops: float | None  # FLOPs that produced init_from (None: unknown or no init_from)
 
 
 class PreemptionFlag:
@@ -84,41 +86,43 @@ class PreemptionFlag:
 
 
 def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
-    global_batch, grad_accum = cfg.batch.resolve(dist.world_size)  # before anything is written or built
+    """Checks first, then the model, then the run dir's files: every bad input (batch arithmetic, data, policy,
+    offload ops, the resume's config, init_from) fails before anything is written, and a retry is accepted."""
+    global_batch, grad_accum = cfg.batch.resolve(dist.world_size)
     cfg.batch.grad_accum = grad_accum
     set_kernels(cfg.model.kernels)
     torch.manual_seed(cfg.seed)
     spec = get_spec(cfg.model.name, **cfg.model.spec_overrides())
-    # Opening the dataset comes first too: a missing one fails here, before any file is written.
     streams = MicroBatchStreams(cfg.data, stage=cfg.stage, image_size=spec.img_size,
                                 micro_batch=cfg.batch.micro_batch, rank=dist.rank, world_size=dist.world_size,
                                 grad_accum=grad_accum, seed=cfg.seed)
     num_classes = 0 if cfg.stage == "mae" else (cfg.model.num_classes or streams.num_classes)
     ds_cfg = build_ds_config(load_policy(cfg.deepspeed.config), micro_batch=cfg.batch.micro_batch,
                              grad_accum=grad_accum, world_size=dist.world_size, precision=cfg.deepspeed.precision,
-                             clip_grad=cfg.optim.clip_grad, width=spec.width)
+                             clip_grad=cfg.optim.clip_grad, width=spec.width, nvme_path=cfg.deepspeed.nvme_path)
     check_with_deepspeed(ds_cfg)
-    run_dir = Path(cfg.run_dir)
-    resume_tag = ckpt.find_resume(run_dir, cfg.resume)
-    if resume_tag is not None and ckpt.read_marker(resume_tag)["world_size"] != dist.world_size:
-        resume_tag = ckpt.to_universal(resume_tag, dist.rank)  # a resized job: DeepSpeed's universal format
+    offload = check_offload(ds_cfg, cfg.optim.impl, cfg.deepspeed.config)
+    manager = CheckpointManager(cfg, dist, global_batch, grad_accum)
+    resume = manager.plan()
+    if resume is not None and resume.resized:
         ds_cfg["checkpoint"] = {"load_universal": True}
-    if dist.is_main:
-        prepare_run_dir(run_dir, cfg, resuming=resume_tag is not None)
-        dump_yaml(cfg, run_dir / "config.yaml")
-        write_json(run_dir / "ds_config.json", ds_cfg)
-    barrier()
+    init_from = cfg.init_from if cfg.stage != "mae" and resume is None else ""
+    if init_from:
+        check_on_rank0(lambda: check_stage1(init_from), dist.rank)
+    init_flops = manager.init_from_flops()
 
     model = build_model(cfg, ds_cfg, num_classes)
-    if cfg.stage != "mae" and cfg.init_from and resume_tag is None:
-        from scaling.engine.consolidate import encoder_weights
-
-        _load_encoder(model, encoder_weights(cfg.init_from))
+    if init_from:
+        try:
+            load_stage1_encoder(model, init_from, dist.rank)
+        except WeightsError as e:
+            raise ConfigError(str(e)) from e
     parallelize_model(model, cfg, zero3=ds_cfg.get("zero_optimization", {}).get("stage", 0) == 3)
 
     lr = peak_lr(cfg.optim.base_lr, cfg.optim.lr, global_batch)
     groups = param_groups(model, cfg.optim.weight_decay, cfg.optim.layer_decay, spec.depth)
-    optimizer = build_optimizer(groups, cfg.optim.impl, lr, cfg.optim.betas, cfg.optim.eps, dist.device.type)
+    optimizer = build_optimizer(groups, cfg.optim.impl, lr, cfg.optim.betas, cfg.optim.eps, dist.device.type,
+                                offload=offload)
     schedule = dict(peak_lr=lr, min_lr=cfg.optim.min_lr, warmup_samples=cfg.optim.warmup_samples,
                     total_samples=cfg.total_samples)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_at(step * global_batch, **schedule) / lr)
@@ -131,17 +135,11 @@ def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
             "%d parameters start off a 16-byte boundary in ZeRO-3's flat buffer (first: %s); matmuls on them use "
             "slower GPU kernels. Put tensors whose size is not a multiple of 8 last (scaling/engine/optim.py).",
             len(misaligned), misaligned[0])
-    state = TrainState()
-    if resume_tag is not None:
-        _, client = engine.load_checkpoint(str(resume_tag.parent), tag=resume_tag.name)
-        state = TrainState(**client["train_state"])
-        if ds_cfg.get("checkpoint", {}).get("load_universal"):
-            _repair_universal_load(engine.optimizer, groups, scheduler, lr)
-        streams.load_state_dict(ckpt.load_stream_states(resume_tag))
-        if ckpt.read_marker(resume_tag)["world_size"] == dist.world_size:
-            ckpt.set_rng_state(ckpt.load_rank_state(resume_tag, dist.rank)["rng"])
+    manager.start(ds_cfg)
+    state = TrainState(**manager.restore(engine, groups, scheduler, lr, streams)) if resume else TrainState()
     per_sample = stage_flops(spec, cfg.stage, cfg.model.mask_ratio, num_classes).train
-    return Session(cfg, dist, spec, run_dir, engine, scheduler, streams, state, global_batch, per_sample)
+    return Session(cfg, dist, spec, Path(cfg.run_dir), engine, scheduler, streams, state, global_batch, per_sample,
+                   manager, init_flops)
 
 
 def _loss(s: Session, batch: dict[str, Any], stream: int, index: int) -> torch.Tensor:
@@ -188,10 +186,8 @@ def _step(s: Session) -> tuple[float, int]:
 
 
 def _save(s: Session) -> None:
-    client = {"config_hash": config_hash(s.cfg), "stage": s.cfg.stage, "model": s.cfg.model.name,
-              "train_state": vars(s.state), "samples_seen": s.state.samples_seen}
-    ckpt.save(s.engine, s.run_dir, s.state.step, client, s.streams.state_dict(), s.dist.rank, s.dist.world_size,
-              s.cfg.keep_checkpoints)
+    s.manager.save(s.engine, vars(s.state), s.streams, s.flops_per_sample * s.state.samples_seen,
+                   s.init_from_flops)
 
 
 def _record(s: Session, loss: float, seconds: float, start: float) -> dict[str, Any]:
@@ -213,7 +209,7 @@ def _record(s: Session, loss: float, seconds: float, start: float) -> dict[str, 
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    dist = setup()
+    dist = setup(cfg.dist.timeout_minutes)
     s = build_session(cfg, dist)
     total_steps = math.ceil(cfg.total_samples / s.global_batch)
     every = max(cfg.checkpoint_every // s.global_batch, 1) if cfg.checkpoint_every else 0
@@ -242,44 +238,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         s.streams.close()
     summary = {"run": s.run_dir.name, "stage": cfg.stage, "model": cfg.model.name, "recipe": _recipe(cfg),
                "params": encoder_params(s.spec), "samples_seen": s.state.samples_seen,
-               "flops": s.flops_per_sample * s.state.samples_seen, "loss": loss, "steps": s.state.step,
+               **summary_flops(s.flops_per_sample * s.state.samples_seen, cfg.init_from, s.init_from_flops),
+               "loss": loss, "steps": s.state.step,
                "skipped_steps": s.state.skipped_steps, "world_size": dist.world_size,
                "preempted": bool(stop) and s.state.step < total_steps, "eval": {}}
     if dist.is_main:
         write_json(s.run_dir / "summary.json", summary)
     teardown(s.engine)
     return summary
-
-
-def _load_encoder(model, sd: dict[str, torch.Tensor]) -> None:
-    """Stage-1 encoder into a classifier: every encoder tensor must fit (checked before any copy); the
-    head keeps its fresh initialisation."""
-    try:
-        load_into_model(model, sd, strict=True, allow_missing=("head.",))
-    except WeightsError as e:
-        raise WeightsError(f"stage-1 {e} Is model.name the same as stage 1's?") from e
-
-
-def _repair_universal_load(optimizer, groups: list[dict], scheduler, peak: float) -> None:
-    """Undo two faults of DeepSpeed 0.19's universal-checkpoint load (zero/stage3.py,
-    load_hp_checkpoint_state_from_checkpoint_dir_stage3):
-    - it copies param group 0's hyperparameters into every group, which erases the decay/no-decay split and
-      layer-wise lr scales: put ours back (the scheduler's own state was loaded intact);
-    - it gives every sub-group's Adam state the *same* `step` tensor, which torch's AdamW increments in
-      place, so with G groups the step advanced G times per optimizer step and the bias corrections drifted
-      (losses 0.5% off the uninterrupted run after a few steps): give each state its own copy."""
-    inner = getattr(optimizer, "optimizer", optimizer)
-    for state in inner.state.values():
-        if isinstance(state.get("step"), torch.Tensor):
-            state["step"] = state["step"].clone()
-    if len(inner.param_groups) != len(groups):
-        raise RuntimeError(f"optimizer has {len(inner.param_groups)} param groups after the universal load, "
-                           f"expected {len(groups)}")
-    for ours, theirs, last_lr in zip(groups, inner.param_groups, scheduler.get_last_lr()):
-        theirs["weight_decay"] = ours["weight_decay"]
-        theirs["lr_scale"] = ours["lr_scale"]
-        theirs["initial_lr"] = peak * ours["lr_scale"]
-        theirs["lr"] = last_lr
 
 
 def _recipe(cfg: TrainConfig) -> str:

@@ -99,7 +99,8 @@ def test_resume_on_a_different_world_size(tmp_path, tiny_mae):
     run_train(tiny_mae, [f"run_dir={full}", *common, "batch.grad_accum=1"], ranks=2)
     part = tmp_path / "part"
     run_train(tiny_mae, [f"run_dir={part}", *common, "batch.grad_accum=1", "total_samples=128"], ranks=2)
-    run_train(tiny_mae, [f"run_dir={part}", *common, "batch.grad_accum=2", "resume=auto"], ranks=1)
+    run_train(tiny_mae, [f"run_dir={part}", *common, "batch.grad_accum=2", "resume=auto",
+                         "allow_changes=total_samples"], ranks=1)
     a, b = losses(full), losses(part)
     assert len(a) == len(b) == 8
     assert b[:5] == a[:5]  # step 5 runs on the restored weights and the restored data streams
