@@ -1,7 +1,8 @@
 """What our entry points let through to the terminal: known library noise a user cannot act on is dropped.
 
 Each filter names one exact message (and its category or logger); nothing is silenced wholesale, so any new
-warning still shows. `--verbose` skips `quiet_known_noise()` and shows everything.
+warning still shows. `scaling train --verbose` (or SCALING_VERBOSE=1 for every command) skips
+`quiet_known_noise()` and shows everything. Calling it twice adds nothing twice.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ KNOWN_LOG_LINES: tuple[tuple[str, str], ...] = (
 KNOWN_STDOUT_LINES: tuple[re.Pattern[str], ...] = (
     re.compile(r"^DeepSpeed deepspeed\.ops\.comm\.\w+ built successfully$"),
 )
+
+
+_installed = False
 
 
 class _DropMessages(logging.Filter):
@@ -64,6 +68,10 @@ class _LineFilter:
 
 def quiet_known_noise() -> None:
     """Install the filters above in this process (before deepspeed or torch.distributed is imported)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
     for category, message in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
     by_logger: dict[str, list[str]] = {}

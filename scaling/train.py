@@ -72,7 +72,7 @@ def _sibling_config(config_path: str | None, stage: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    if not args.verbose:
+    if not args.verbose and not os.environ.get("SCALING_VERBOSE"):
         from scaling.console import quiet_known_noise
 
         quiet_known_noise()  # before deepspeed is imported
