@@ -1,295 +1,509 @@
-"""Training-step benchmark on one GPU: our DeepSpeed ZeRO-3 bf16 step vs plain PyTorch, same run.
+"""Training-step benchmark on one GPU: `scaling train` itself, with the production configs, beside plain PyTorch.
 
-For each (model, stage) it finds the largest micro batch that fits (from a short list, largest first),
-times `--steps` optimizer steps after `--warmup`, and reports images/s, TFLOP/s (analytic FLOPs, the same
-function the trainer logs) and MFU against the card's dense bf16 peak. The baseline is the same step in
-plain PyTorch: timm's VisionTransformer (WSP) or our MaskedAutoencoder (MAE; timm has none) with bf16
-autocast and torch AdamW(fused=True), fp32 weights. Every case is isolated: an error is recorded and the
-script goes on. Writes DIR/train_bench.json and prints a table last.
+Each case is one subprocess, in priority order (the time budget cuts from the end):
+- `impl: trainer`: `scaling.train.main(argv)` with a production config (configs/{mae,wsp}/...yaml) and
+  overrides for one GPU (`data.train=synthetic`, `batch.micro_batch=M`, `batch.grad_accum=1`, `log_every=1`,
+  a `model.activation_checkpointing` mode, ...). The numbers are the trainer's own: the median `img_per_s`,
+  `tflops_per_device` and `mfu` of the timed steps in its metrics.jsonl (after `--warmup` steps), and its
+  peak `mem_gb`. One more step runs under torch.profiler; then the process exits, so no checkpoint is written.
+  One case reads real JPEG shards (generated here, written with `scaling data write`) with `data.decode=gpu`.
+- `impl: baseline`: the same step in plain PyTorch (fp32 master weights, bf16 autocast, torch AdamW
+  fused=True, SDPA attention, gradient clipping): timm's VisionTransformer (WSP) or our MaskedAutoencoder
+  (MAE; timm has none), timed per step the same way.
+A micro batch that does not fit (CUDA OOM) is retried with the next one of the case's list. Results go to
+OUT/train_bench.json after every case (a run cut off keeps what it measured); the profile tables (top
+kernels by GPU time) to OUT/train_profiles.txt; run dirs and logs to --work (not OUT: the device tool
+brings back few files). A table is printed last.
 
-    python benchmarks/bench_train_gpu.py --out results/            # on a CUDA machine
-    python benchmarks/bench_train_gpu.py --out /tmp/x --smoke      # CPU, tiny model: checks the code paths
+    python benchmarks/bench_train_gpu.py --out DIR                  # CUDA; ~6.5 min with the default budget
+    python benchmarks/bench_train_gpu.py --out DIR --smoke          # CPU, vit_micro_patch4, fp32: the code paths
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
+import shutil
+import signal
+import statistics
+import subprocess
 import sys
 import time
-import traceback
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-try:
-    import scaling.kernels  # noqa: F401
-except ImportError:  # checkout not pip-installed: kernels/ is scaling.kernels only through setup.py's package_dir
-    import scaling
-
-    scaling.__path__.append(str(REPO))
-
-CASES = {  # (model, stage): micro batches to try, largest first; the issue's target case runs first
-    ("vit_2b_patch14", "mae"): [512, 384, 256],
-    ("vit_huge_patch14", "mae"): [512, 256, 128],
-    ("vit_2b_patch14", "wsp"): [96, 64, 32],
-    ("vit_huge_patch14", "wsp"): [192, 128, 64],
-}
-SMOKE = {("vit_micro_patch4", "mae"): [8], ("vit_micro_patch4", "wsp"): [8]}
-NUM_CLASSES = 1000
-TORCH_LINEAR = torch.nn.functional.linear  # DeepSpeed can swap it process-wide; the baseline must get torch's
+HERE = Path(__file__).resolve().parent
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def _importable() -> None:
+    """The checkout without `pip install -e .` (the GPU machine): kernels/ is scaling.kernels only through
+    setup.py's package_dir, so add it to scaling's search path."""
+    sys.path.insert(0, str(REPO))
+    try:
+        import scaling.kernels  # noqa: F401
+    except ImportError:
+        import scaling
+
+        scaling.__path__.append(str(REPO))
 
 
-def _inputs(spec, stage: str, micro: int, device: torch.device, dtype: torch.dtype):
-    images = torch.randn(micro, 3, spec.img_size, spec.img_size, device=device, dtype=dtype)
-    targets = torch.softmax(torch.randn(micro, NUM_CLASSES, device=device), dim=-1)
-    return images, targets
+@dataclass
+class Case:
+    name: str  # unique: rows, run dirs and profile sections are named after it
+    impl: str  # trainer | baseline
+    config: str  # production config (relative to the repo)
+    micro: list[int]  # micro batches to try, largest first
+    ac: str = "none"  # model.activation_checkpointing
+    overrides: list[str] = field(default_factory=list)  # more `key=value` for the trainer
+    data: str = "synthetic"  # synthetic | jpeg (shards generated by this script)
+    limit_s: float = 150.0  # the subprocess is killed after this long
 
 
-def _time_steps(step_fn, device: torch.device, warmup: int, steps: int) -> float:
-    for _ in range(warmup):
-        step_fn()
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step_fn()
-    _sync(device)
-    return (time.perf_counter() - t0) / steps
+MAE_2B, WSP_2B = "configs/mae/vit_2b_patch14.yaml", "configs/wsp/vit_2b_patch14.yaml"
+MAE_H, WSP_H = "configs/mae/vit_huge_patch14.yaml", "configs/wsp/vit_huge_patch14.yaml"
+# Micro batches from the last H200 run (benchmarks/results/train_bench_h200_20261127b.json): the largest that
+# fit without activation checkpointing, then one smaller.
+CASES = [
+    # two baselines first: DeepSpeed's FusedAdam op (optim.impl=auto on CUDA) JIT-builds meanwhile
+    Case("mae_2b", "baseline", MAE_2B, [384, 256], limit_s=90),
+    Case("wsp_2b", "baseline", WSP_2B, [64, 32], limit_s=90),
+    Case("mae_2b", "trainer", MAE_2B, [512, 384]),  # the issue's target case
+    Case("wsp_2b", "trainer", WSP_2B, [96, 64]),
+    Case("mae_h", "trainer", MAE_H, [512, 256]),
+    Case("mae_h", "baseline", MAE_H, [512, 256], limit_s=90),
+    # the input pipeline: real JPEG shards decoded by nvJPEG on the GPU, against the synthetic row above
+    Case("mae_2b_jpeg_gpu_decode", "trainer", MAE_2B, [512, 384], data="jpeg", overrides=["data.decode=gpu"]),
+    Case("mae_2b_compile", "trainer", MAE_2B, [512, 384], overrides=["model.compile=blocks"], limit_s=240),
+    Case("wsp_h", "trainer", WSP_H, [96, 64]),  # no target of its own
+    Case("wsp_h", "baseline", WSP_H, [64, 32], limit_s=90),
+    # what each option costs or pays, on the target case
+    Case("mae_2b_sdpa", "trainer", MAE_2B, [512, 384], overrides=["model.kernels=sdpa"]),
+    Case("mae_2b_compile_sdpa", "trainer", MAE_2B, [512, 384], overrides=["model.compile=blocks",
+                                                                          "model.kernels=sdpa"], limit_s=240),
+    Case("wsp_2b_selective2", "trainer", WSP_2B, [128, 96], ac="selective",
+         overrides=["model.activation_checkpointing_every=2"]),
+    Case("mae_2b_full_ac", "trainer", MAE_2B, [512], ac="full"),
+]
+# The synthetic renderer takes ~3-4 ms per 224 px image per core; ViT-H MAE at 50% MFU eats ~1,700 img/s, more than
+# the configs' 8 workers give: 12 of the GPU machine's 16 cores, so that the step, not the renderer, is timed.
+GPU_OVERRIDES = ["data.workers=12"]
+SMOKE_OVERRIDES = ["model.name=vit_micro_patch4", "deepspeed.precision=fp32", "data.workers=0"]
+SMOKE_CASES = [
+    Case("mae_2b", "trainer", MAE_2B, [8], ac="selective", overrides=SMOKE_OVERRIDES),
+    Case("mae_2b", "baseline", MAE_2B, [8], overrides=SMOKE_OVERRIDES),
+    Case("mae_2b_jpeg_cpu_decode", "trainer", MAE_2B, [8], data="jpeg", overrides=SMOKE_OVERRIDES),
+]
+MIN_CASE_S = 40.0  # no case starts with less of the budget left
 
 
-CASE_NOTES: dict[str, int] = {}  # facts about the last case, copied into its result
-PROFILE_TO: dict[str, str] = {}  # set by --profile: the first case of each impl writes its op table here
+# ---------------------------------------------------------------------------------------------- workers
+def _profile_table(prof, cuda: bool) -> str:
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=30, max_name_column_width=70)
 
 
-def _profile(step_fn, path: str) -> None:
-    """Two steps under torch.profiler: where the GPU time goes, by op, for the next optimisation pass."""
+def _profiler():
+    import torch
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for _ in range(2):
-            step_fn()
-        torch.cuda.synchronize()
-    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=80, max_name_column_width=60)
-    Path(path).write_text(table)
+    cuda = torch.cuda.is_available()
+    return profile(activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]), cuda
 
 
-def run_ours(name: str, stage: str, micro: int, device: torch.device, warmup: int, steps: int, smoke: bool) -> float:
-    """Seconds per optimizer step of our engine pieces: zero.Init model, ZeRO-3 bf16, fused AdamW."""
-    import deepspeed
+def trainer_worker(spec: dict) -> int:
+    """`scaling train` with the case's argv; after warmup + timed steps one step is profiled, then exit
+    (no final checkpoint: minutes for a 2B model, and not what is measured)."""
+    _importable()
+    from scaling.engine import metrics
+    from scaling.train import main as train_main
 
-    from scaling.engine.config import TrainConfig
-    from scaling.engine.ds_config import build_ds_config, load_policy
-    from scaling.engine.optim import build_optimizer, param_groups
-    from scaling.engine.parallelize import build_model, misaligned_partitions
-    from scaling.kernels import sample_seeds
-    from scaling.models import get_spec, set_kernels, soft_target_cross_entropy
+    stop_at = spec["warmup"] + spec["steps"]
+    advance = metrics.MetricsLogger.advance
+    state = {"steps": 0, "prof": None}
 
-    precision = "fp32" if smoke else "bf16"
-    cfg = TrainConfig(stage=stage)
-    cfg.model.name, cfg.deepspeed.precision = name, precision
-    cfg.model.kernels = "auto"
-    set_kernels("auto")
-    spec = get_spec(name)
-    ds_cfg = build_ds_config(load_policy("zero3_bf16.json"), micro_batch=micro, grad_accum=1, world_size=1,
-                             precision=precision, clip_grad=1.0, width=spec.width)
-    model = build_model(cfg, ds_cfg, NUM_CLASSES if stage != "mae" else 0)
-    groups = param_groups(model, 0.05)
-    opt = build_optimizer(groups, "torch", 1e-4, (0.9, 0.95), 1e-8, device.type)
-    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=ds_cfg)
-    CASE_NOTES["misaligned_params"] = len(misaligned_partitions(model))  # see scaling/engine/optim.py ALIGN
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    images, targets = _inputs(spec, stage, micro, device, dtype)
-    counter = [0]
+    def observed_advance(self, steps: int = 1) -> None:
+        advance(self, steps)
+        state["steps"] += steps
+        if state["steps"] == stop_at:  # the next step runs under the profiler
+            state["prof"], state["cuda"] = _profiler()
+            state["prof"].__enter__()
+        elif state["steps"] > stop_at:
+            if state["cuda"]:
+                import torch
 
-    def step() -> None:
-        counter[0] += 1
-        if stage == "mae":
-            loss = engine(images, mask_ratio=0.75, seeds=sample_seeds(0, counter[0], 0, micro, device=device))[0]
-        else:
-            loss = soft_target_cross_entropy(engine(images), targets)
-        engine.backward(loss)
-        engine.step()
+                torch.cuda.synchronize()
+            state["prof"].__exit__(None, None, None)
+            Path(spec["profile"]).write_text(_profile_table(state["prof"], state["cuda"]))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)  # metrics.jsonl is flushed line by line
 
-    try:
-        seconds = _time_steps(step, device, warmup, steps)
-        if PROFILE_TO.get("ours") and device.type == "cuda":
-            _profile(step, PROFILE_TO.pop("ours"))
-        return seconds
-    finally:
-        engine.destroy()  # bench_case collects the garbage and empties the CUDA cache between cases
+    metrics.MetricsLogger.advance = observed_advance
+    rc = train_main(spec["argv"])
+    print(f"bench worker: the run ended after {state['steps']} steps, before {stop_at + 1}", file=sys.stderr)
+    return rc or 1
 
 
-def run_baseline(name: str, stage: str, micro: int, device: torch.device, warmup: int, steps: int,
-                 smoke: bool) -> float:
-    """Seconds per step of plain PyTorch: fp32 weights, bf16 autocast, torch AdamW(fused=True)."""
+def baseline_worker(spec: dict) -> int:
+    """Plain PyTorch: fp32 weights, bf16 autocast, fused AdamW, SDPA, clipping; per-step times to JSON."""
+    _importable()
     import timm.models.vision_transformer as timm_vit
+    import torch
 
-    from scaling.models import create_mae, get_spec, soft_target_cross_entropy
+    from scaling.engine.config import load_config
+    from scaling.models import create_mae, get_spec, set_kernels, soft_target_cross_entropy
 
-    torch.nn.functional.linear = TORCH_LINEAR
-    spec = get_spec(name)
-    with device:  # built and initialised on the GPU: a 2B model's init on the host takes tens of seconds
+    cfg = load_config(REPO / spec["config"], spec["overrides"])
+    name, stage, micro = cfg.model.name, cfg.stage, spec["micro"]
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    set_kernels("sdpa")
+    model_spec = get_spec(name)
+    num_classes = cfg.data.num_classes or 10
+    torch.manual_seed(0)
+    with device:  # built on the GPU: a 2B model's init on the host takes tens of seconds
         if stage == "mae":
-            model = create_mae(name)
+            model = create_mae(name, norm_pix_loss=cfg.model.norm_pix_loss)
         else:
-            model = timm_vit.VisionTransformer(img_size=spec.img_size, patch_size=spec.patch_size,
-                                               num_classes=NUM_CLASSES, embed_dim=spec.width, depth=spec.depth,
-                                               num_heads=spec.heads, mlp_ratio=spec.mlp_dim / spec.width,
-                                               qkv_bias=True)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
-                            fused=device.type == "cuda")
-    images, targets = _inputs(spec, stage, micro, device, torch.float32)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=not smoke)
+            model = timm_vit.VisionTransformer(
+                img_size=model_spec.img_size, patch_size=model_spec.patch_size, num_classes=num_classes,
+                embed_dim=model_spec.width, depth=model_spec.depth, num_heads=model_spec.heads,
+                mlp_ratio=model_spec.mlp_dim / model_spec.width, qkv_bias=True)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=cuda)
+    size = model_spec.img_size
+    images = torch.randn(micro, 3, size, size, device=device)
+    targets = torch.softmax(torch.randn(micro, num_classes, device=device), dim=-1)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.deepspeed.precision == "bf16")
 
     def step() -> None:
         with autocast:
             if stage == "mae":
-                loss = model(images, mask_ratio=0.75)[0]
+                loss = model(images, mask_ratio=cfg.model.mask_ratio)[0]
             else:
                 loss = soft_target_cross_entropy(model(images), targets)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad or 1e9)
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    seconds = _time_steps(step, device, warmup, steps)
-    if PROFILE_TO.get("baseline") and device.type == "cuda":
-        _profile(step, PROFILE_TO.pop("baseline"))
-    return seconds
+    times = []
+    for _ in range(spec["warmup"] + spec["steps"]):
+        t0 = time.perf_counter()
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    prof, _ = _profiler()
+    with prof:
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+    Path(spec["profile"]).write_text(_profile_table(prof, cuda))
+    mem = torch.cuda.max_memory_allocated() / 1e9 if cuda else None
+    Path(spec["result"]).write_text(json.dumps({"step_times": times[spec["warmup"]:], "mem_gb": mem,
+                                                "num_classes": num_classes, "model": name, "stage": stage}))
+    return 0
 
 
-def _free(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
+# ---------------------------------------------------------------------------------------------- parent
+def _run_worker(kind: str, spec: dict, log: Path, limit_s: float) -> tuple[int | None, str]:
+    """Run one worker subprocess (its own session, so its data-loader workers go with it)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    env.update(PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--spec", json.dumps(spec)]
+    with log.open("w") as f:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=max(limit_s, 1.0))
+        except subprocess.TimeoutExpired:
+            rc = None
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # stragglers: data-loader workers, a hung rank
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    return rc, log.read_text(errors="replace")[-3000:]
 
 
-def _is_oom(e: BaseException) -> bool:
-    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
+def _is_oom(text: str) -> bool:
+    return "out of memory" in text.lower() or "OutOfMemoryError" in text
 
 
-def _alloc_retries(device: torch.device) -> int:
-    return torch.cuda.memory_stats(device).get("num_alloc_retries", 0) if device.type == "cuda" else 0
+def _trainer_argv(case: Case, micro: int, run_dir: Path, shards: Path | None) -> list[str]:
+    return ["--config", str(REPO / case.config), f"run_dir={run_dir}", "overwrite=true",
+            f"data.train={shards if shards else 'synthetic'}", f"batch.micro_batch={micro}", "batch.grad_accum=1",
+            "batch.global_batch=0", f"total_samples={micro * 100_000}", "log_every=1", "checkpoint_every=0",
+            f"model.activation_checkpointing={case.ac}", *GPU_OVERRIDES, *case.overrides]
 
 
-def bench_case(kind: str, name: str, stage: str, micros: list[int], device: torch.device, args) -> dict:
-    """The fastest micro batch from `micros` (largest first): the first that fits, or the next smaller one
-    when the first fit only by flushing the allocator's cache (which costs more than the larger batch gains)."""
-    from scaling.flops import PEAK_BF16_FLOPS, device_kind, stage_flops
+def _median(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def _trainer_result(run_dir: Path, micro: int, warmup: int, steps: int) -> dict:
+    from scaling.engine.metrics import read_metrics
+
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    timed = [r for r in rows if warmup < r["step"] <= warmup + steps]
+    if len(timed) < steps:
+        raise RuntimeError(f"metrics.jsonl holds {len(timed)} of the {steps} timed steps")
+    img_s = _median(timed, "img_per_s")
+    return {"img_per_s": img_s, "tflops": _median(timed, "tflops_per_device"), "mfu": _median(timed, "mfu"),
+            "step_s": micro / img_s if img_s else None,
+            "peak_mem_gb": max((r.get("mem_gb") or 0) for r in rows) or None,
+            "first_step_at_s": rows[0].get("time"), "loss_last": timed[-1].get("loss"),
+            "data_counters": {k: v for k, v in timed[-1].items() if k.startswith("data/")}}
+
+
+def _baseline_result(path: Path, micro: int, per_sample: float, peak: float) -> dict:
+    r = json.loads(path.read_text())
+    step_s = statistics.median(r["step_times"])
+    tflops = per_sample * micro / step_s / 1e12
+    return {"img_per_s": micro / step_s, "tflops": tflops, "mfu": tflops * 1e12 / peak if peak else None,
+            "step_s": step_s, "peak_mem_gb": r["mem_gb"], "num_classes": r["num_classes"]}
+
+
+def _case_facts(case: Case, smoke: bool) -> dict:
+    from scaling.engine.config import load_config
+    from scaling.flops import stage_flops
     from scaling.models import get_spec
 
-    fn = run_ours if kind == "ours" else run_baseline
-    per_sample = stage_flops(get_spec(name), stage, 0.75, NUM_CLASSES if stage != "mae" else 0).train
-    kind_name = device_kind(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
-    peak = PEAK_BF16_FLOPS.get(kind_name or "", 0)
-    tried, best = [], None
-    for micro in micros:
-        t0, retries = time.perf_counter(), _alloc_retries(device)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+    cfg = load_config(REPO / case.config, [*case.overrides, f"model.activation_checkpointing={case.ac}"])
+    num_classes = 0 if cfg.stage == "mae" else (cfg.data.num_classes or 10)
+    per_sample = stage_flops(get_spec(cfg.model.name), cfg.stage, cfg.model.mask_ratio, num_classes).train
+    return {"model": cfg.model.name, "stage": cfg.stage, "config": case.config, "precision": cfg.deepspeed.precision,
+            "activation_checkpointing": case.ac if case.impl == "trainer" else "none",
+            "checkpoint_every_k": cfg.model.activation_checkpointing_every if case.ac == "selective" else None,
+            "compile": cfg.model.compile if case.impl == "trainer" else "none",
+            "kernels": cfg.model.kernels if case.impl == "trainer" else "sdpa",
+            "decode": cfg.data.decode if case.data == "jpeg" else None, "gflops_per_sample": per_sample / 1e9}
+
+
+def run_case(case: Case, args, work: Path, deadline: float, peak: float, shards: Path | None) -> dict:
+    facts = _case_facts(case, args.smoke)
+    row = {"impl": case.impl, "case": case.name, **facts, "data": case.data, "tried": []}
+    t0 = time.perf_counter()
+    for micro in case.micro:
+        limit = min(case.limit_s, deadline - time.perf_counter())
+        if limit < MIN_CASE_S / 2:
+            row["tried"].append({"micro_batch": micro, "error": "skipped: out of budget"})
+            break
+        tag = f"{case.name}_{case.impl}_{micro}"
+        spec = {"warmup": args.warmup, "steps": args.steps, "profile": str(work / f"{tag}.profile.txt"),
+                "result": str(work / f"{tag}.json"), "micro": micro, "config": case.config,
+                "overrides": case.overrides}
+        run_dir = work / "runs" / tag
+        if case.impl == "trainer":
+            spec["argv"] = _trainer_argv(case, micro, run_dir, shards)
+        rc, tail = _run_worker(case.impl, spec, work / f"{tag}.log", limit)
         try:
-            seconds = fn(name, stage, micro, device, args.warmup, args.steps, args.smoke)
-        except Exception as e:  # noqa: BLE001 - record and go on: one shot on the GPU
-            tried.append({"micro_batch": micro, "error": f"{type(e).__name__}: {str(e)[:300]}",
-                          "oom": _is_oom(e)})
-            _free(device)
-            if not _is_oom(e):
-                traceback.print_exc()
-                break
-            continue
-        tflops = per_sample * micro / seconds / 1e12
-        result = {"impl": kind, "model": name, "stage": stage, "micro_batch": micro, "step_s": seconds,
-                  "img_per_s": micro / seconds, "tflops": tflops, "mfu": tflops * 1e12 / peak if peak else None,
-                  "gflops_per_sample": per_sample / 1e9, "case_wall_s": time.perf_counter() - t0,
-                  "peak_mem_gb": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None,
-                  "alloc_retries": _alloc_retries(device) - retries, **CASE_NOTES}
-        CASE_NOTES.clear()
-        _free(device)
-        if best is None or result["img_per_s"] > best["img_per_s"]:
-            if best is not None:
-                tried.append({k: best[k] for k in ("micro_batch", "img_per_s", "alloc_retries")})
-            best = result
-        else:
-            tried.append({k: result[k] for k in ("micro_batch", "img_per_s", "alloc_retries")})
-        if result["alloc_retries"] == 0 or best is not result:
-            break  # fitted cleanly, or the smaller batch was no faster
-    if best is None:
-        return {"impl": kind, "model": name, "stage": stage, "error": "no micro batch ran", "tried": tried}
-    return {**best, "tried": tried}
+            if rc != 0:
+                raise RuntimeError("timed out" if rc is None else f"exit code {rc}")
+            measured = (_trainer_result(run_dir, micro, args.warmup, args.steps) if case.impl == "trainer" else
+                        _baseline_result(Path(spec["result"]), micro, facts["gflops_per_sample"] * 1e9, peak))
+        except (RuntimeError, OSError, ValueError, KeyError) as e:
+            oom = _is_oom(tail)
+            row["tried"].append({"micro_batch": micro, "error": f"{e}{': CUDA out of memory' if oom else ''}",
+                                 "log_tail": "" if oom else tail[-1500:]})
+            if oom:
+                continue
+            break
+        row.update(micro_batch=micro, **measured, profile=spec["profile"])
+        log_text = (work / f"{tag}.log").read_text(errors="replace")
+        # the trainer's warning when ZeRO-3's flat buffer leaves weights off 16 bytes (slow GEMM kernels)
+        row["misaligned_warning"] = next((line for line in log_text.splitlines() if "16-byte boundary" in line), None)
+        break
+    row["case_wall_s"] = time.perf_counter() - t0
+    if "img_per_s" not in row:
+        row["error"] = row["tried"][-1]["error"] if row["tried"] else "not run"
+    return row
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="folder for train_bench.json")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile 2 steps of the first case of each impl into DIR/profile_{ours,baseline}.txt")
-    parser.add_argument("--smoke", action="store_true", help="CPU, tiny model, fp32: check the code paths")
-    parser.add_argument("--only", default="", help="comma-separated model names to run")
-    parser.add_argument("--budget-s", type=float, default=330.0,
-                        help="start no new case after this many seconds (cases left are recorded as skipped)")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.warmup, args.steps = 1, 1
-    elif not torch.cuda.is_available():
-        print("bench_train_gpu: no CUDA device; use --smoke on a CPU", file=sys.stderr)
-        return 2
-    os.environ.setdefault("RANK", "0")
-    os.environ.setdefault("WORLD_SIZE", "1")
-    os.environ.setdefault("LOCAL_RANK", "0")
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "29511")
-    from scaling.engine.distributed import setup
+def make_jpeg_shards(work: Path, smoke: bool) -> Path:
+    """Photo-like JPEGs (640x480 and 480x640; 1/f noise, see gpu_decode.py) in class folders, written into
+    shards with `scaling data write`: the real path from images to shards."""
+    import numpy as np
+    from gpu_decode import photo_like
 
-    dist = setup()
-    device = dist.device
-    cases = SMOKE if args.smoke else CASES
-    if args.only:
-        cases = {k: v for k, v in cases.items() if k[0] in args.only.split(",")}
-    results: list[dict] = []
-    out = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-           "torch": torch.__version__, "python": platform.python_version(), "results": results,
-           "when": time.strftime("%Y-%m-%d %H:%M:%S"), "warmup_steps": args.warmup, "timed_steps": args.steps}
+    from scaling.data.cli import main as data_main
+
+    src, out = work / "jpeg_src", work / "jpeg_shards"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    unique, copies, (w, h) = (16, 2, (64, 48)) if smoke else (128, 8, (640, 480))
+    rng = np.random.default_rng(0)
+    for i in range(unique):
+        image = photo_like(w, h, rng) if i % 2 else photo_like(h, w, rng)
+        for c in range(copies):  # decode cost is per image, not per distinct image
+            folder = src / f"class{(i * copies + c) % 4}"
+            folder.mkdir(parents=True, exist_ok=True)
+            image.save(folder / f"{i:04d}_{c}.jpg", quality=90)
+    rc = data_main(["write", str(src), str(out), "--shard-size", str(max(unique * copies // 8, 1)),
+                    "--workers", "2" if smoke else "8", "--quiet"])
+    if rc:
+        raise RuntimeError(f"scaling data write failed ({rc})")
+    return out
+
+
+FUSED_ADAM_BUILD = "from deepspeed.ops.op_builder import FusedAdamBuilder; FusedAdamBuilder().load()"
+
+
+def start_fused_adam_build(work: Path) -> tuple[subprocess.Popen, float]:
+    """DeepSpeed's FusedAdam is compiled (nvcc, ~1 min) the first time a process uses it; build it once, beside
+    the first cases, so that no trainer case spends its time limit compiling."""
+    log = (work / "fused_adam_build.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-c", FUSED_ADAM_BUILD], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    return proc, time.perf_counter()
+
+
+def finish_fused_adam_build(build: tuple[subprocess.Popen, float], work: Path, deadline: float) -> dict:
+    """Wait for the build; if it failed, the trainer cases fall back to torch's fused AdamW (recorded)."""
+    proc, t0 = build
+    try:
+        rc = proc.wait(timeout=max(deadline - time.perf_counter() - MIN_CASE_S, 1.0))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        rc = None
+    out = {"fused_adam_build_s": time.perf_counter() - t0, "fused_adam_ok": rc == 0}
+    if rc != 0:
+        out["fused_adam_error"] = (work / "fused_adam_build.log").read_text(errors="replace")[-1500:]
+    return out
+
+
+def _commit() -> dict:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": os.environ.get("SCALING_COMMIT", "unknown")}
+    if head.returncode:
+        return {"commit": os.environ.get("SCALING_COMMIT", "unknown")}
+    return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def _gpu_name() -> str:
+    """From nvidia-smi, so that this process opens no CUDA context (its memory is the cases')."""
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=30)
+        if smi.returncode == 0 and smi.stdout.strip():
+            return smi.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
+def _header(args) -> dict:
+    import torch
+
+    from scaling.flops import PEAK_BF16_FLOPS, device_kind
+
+    name = _gpu_name() if torch.cuda.is_available() else (platform.processor() or "cpu")
+    out = {"device": name, "peak_bf16_tflops": PEAK_BF16_FLOPS.get(device_kind(name) or "", 0) / 1e12,
+           "torch": torch.__version__, "python": platform.python_version(), **_commit(),
+           "when": time.strftime("%Y-%m-%d %H:%M:%S"), "warmup_steps": args.warmup, "timed_steps": args.steps,
+           "smoke": args.smoke}
     try:
         import deepspeed
 
         out["deepspeed"] = deepspeed.__version__
     except ImportError:
-        pass
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    if args.profile:
-        PROFILE_TO.update({k: str(Path(args.out) / f"profile_{k}.txt") for k in ("ours", "baseline")})
-    t_start = time.perf_counter()
-    for (name, stage), micros in cases.items():
-        for kind in ("ours", "baseline"):
-            if time.perf_counter() - t_start > args.budget_s:
-                r = {"impl": kind, "model": name, "stage": stage,
-                     "error": f"skipped: past --budget-s {args.budget_s:g}"}
-            else:
-                r = bench_case(kind, name, stage, micros, device, args)
-            results.append(r)
-            print(json.dumps(r), flush=True)
-            # written after every case: a run cut off by its time limit still leaves what it measured
-            (Path(args.out) / "train_bench.json").write_text(json.dumps(out, indent=1))
-    print(f"\n{'model':<18}{'stage':<6}{'impl':<10}{'micro':>6}{'img/s':>9}{'TFLOP/s':>9}{'MFU':>7}")
-    for r in results:
-        if "error" in r:
-            print(f"{r['model']:<18}{r['stage']:<6}{r['impl']:<10}  error: {r['error'][:60]}")
+        out["deepspeed"] = None
+    return out
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"\n{'case':<24}{'impl':<10}{'micro':>6}{'ac':>11}{'img/s':>9}{'TFLOP/s':>9}{'MFU':>7}{'mem GB':>8}")
+    for r in rows:
+        if "img_per_s" not in r:
+            print(f"{r['case']:<24}{r['impl']:<10}  error: {r.get('error', '')[:70]}")
             continue
-        m = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
-        print(f"{r['model']:<18}{r['stage']:<6}{r['impl']:<10}{r['micro_batch']:>6}{r['img_per_s']:>9.1f}"
-              f"{r['tflops']:>9.1f}{m:>7}")
+        mfu = f"{r['mfu']:.1%}" if r.get("mfu") is not None else "-"
+        mem = f"{r['peak_mem_gb']:.1f}" if r.get("peak_mem_gb") is not None else "-"
+        print(f"{r['case']:<24}{r['impl']:<10}{r['micro_batch']:>6}{r['activation_checkpointing']:>11}"
+              f"{r['img_per_s']:>9.1f}{r['tflops'] or 0:>9.1f}{mfu:>7}{mem:>8}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", help="folder for train_bench.json and train_profiles.txt")
+    parser.add_argument("--work", default="/tmp/bench_train_gpu", help="run dirs, logs, shards (not brought back)")
+    parser.add_argument("--warmup", type=int, default=3, help="steps before the timed ones")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps (their median is reported)")
+    parser.add_argument("--budget-s", type=float, default=390.0,
+                        help="stop at this many seconds: cases left are recorded as skipped")
+    parser.add_argument("--only", default="", help="comma-separated case names to run")
+    parser.add_argument("--smoke", action="store_true", help="CPU, vit_micro_patch4, fp32: check the code paths")
+    parser.add_argument("--worker", choices=["trainer", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return (trainer_worker if args.worker == "trainer" else baseline_worker)(json.loads(args.spec))
+    if not args.out:
+        parser.error("--out is required")
+    _importable()
+    import torch
+
+    if args.smoke:
+        args.warmup, args.steps = 1, 2
+    elif not torch.cuda.is_available():
+        print("bench_train_gpu: no CUDA device; use --smoke on a CPU", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    deadline = start + args.budget_s
+    out_dir, work = Path(args.out), Path(args.work)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    cases = SMOKE_CASES if args.smoke else CASES
+    if args.only:
+        cases = [c for c in cases if c.name in args.only.split(",")]
+    out = {**_header(args), "cases": [asdict(c) for c in cases], "results": []}
+    peak = out["peak_bf16_tflops"] * 1e12
+    profiles = out_dir / "train_profiles.txt"
+    profiles.write_text("")
+    shards = None
+    build = start_fused_adam_build(work) if not args.smoke else None
+    for case in cases:
+        if case.impl == "trainer" and build is not None:
+            out.update(finish_fused_adam_build(build, work, deadline))
+            build = None
+            if not out["fused_adam_ok"]:  # still measure the trainer, with the optimizer it can build
+                GPU_OVERRIDES.append("optim.impl=torch")
+                out["trainer_optimizer"] = "torch fused AdamW (FusedAdam did not build)"
+        if deadline - time.perf_counter() < MIN_CASE_S:
+            row = {"impl": case.impl, "case": case.name, "error": f"skipped: past --budget-s {args.budget_s:g}"}
+        else:
+            try:
+                if case.data == "jpeg" and shards is None:
+                    t0 = time.perf_counter()
+                    shards = make_jpeg_shards(work, args.smoke)
+                    out["jpeg_shards_s"] = time.perf_counter() - t0
+                row = run_case(case, args, work, deadline, peak, shards if case.data == "jpeg" else None)
+            except Exception as e:  # noqa: BLE001 - one shot on the GPU: record and go on
+                row = {"impl": case.impl, "case": case.name, "error": f"{type(e).__name__}: {e}"}
+        if row.get("profile") and Path(row["profile"]).is_file():
+            with profiles.open("a") as f:
+                where = "GPU" if torch.cuda.is_available() else "CPU"
+                f.write(f"== {row['case']} {row['impl']} micro {row['micro_batch']} ac "
+                        f"{row['activation_checkpointing']} ({where} self time, one step) ==\n")
+                f.write(Path(row["profile"]).read_text() + "\n")
+            row["profile"] = f"{profiles.name}: {row['case']} {row['impl']}"
+        out["results"].append(row)
+        out["wall_s"] = time.perf_counter() - start
+        print(json.dumps({k: v for k, v in row.items() if k != "tried" or "img_per_s" not in row}), flush=True)
+        # written after every case: a run cut off by its time limit still leaves what it measured
+        (out_dir / "train_bench.json").write_text(json.dumps(out, indent=1))
+    print_table(out["results"])
+    print(f"wall {out['wall_s']:.0f} s; JSON: {out_dir / 'train_bench.json'}")
     return 0
 
 

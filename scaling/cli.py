@@ -7,6 +7,7 @@ Each subcommand lives in its own module with a `main(argv) -> int`, imported onl
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # name -> (module with main(argv), one-line help)
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"scaling: unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
         return 2
+    if "--verbose" not in rest and not os.environ.get("SCALING_VERBOSE"):
+        from scaling.console import quiet_known_noise
+
+        quiet_known_noise()  # known DeepSpeed/torch noise, before any command imports them
     module = importlib.import_module(COMMANDS[name][0])
     # Modules that serve several commands (fit, plot, results) take the command name first.
     if getattr(module, "MULTI_COMMAND", False):

@@ -5,13 +5,16 @@ Examples:
   scaling train --config configs/tiny/wsp.yaml init_from=runs/tiny_mae run_dir=runs/tiny_wsp
   deepspeed --num_gpus 8 --module scaling.train --config configs/mae/vit_huge_patch14.yaml \\
       data.train='/data/shards/{000000..009999}.tar' run_dir=/ckpt/mae_h14 resume=auto
+  (`deepspeed --quiet ...`: the launcher's own lines at error level only; `--verbose` shows all warnings)
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 
 from scaling.config import ConfigError
 
@@ -30,11 +33,49 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show every library warning and log line (known DeepSpeed/torch noise is hidden)")
     return parser.parse_args(argv)
+
+
+def what_next(cfg, summary: dict, config_path: str | None) -> str:
+    """Where the run's outputs are and the commands a user runs next, for the final lines of `scaling train`."""
+    run = Path(cfg.run_dir)
+    lines = [f"outputs: {run}/ (metrics.jsonl, summary.json, tb/, checkpoints/)", "next:"]
+    if summary.get("preempted"):
+        lines.append("  continue this run:    the same command with resume=auto")
+    lines.append(f"  watch the curves:     tensorboard --logdir {run / 'tb'}")
+    if cfg.stage == "mae":
+        lines.append(f"  export the encoder:   scaling export {run} {run / 'encoder.safetensors'}")
+        wsp = _sibling_config(config_path, "wsp")
+        lines.append(f"  WSP from this run:    scaling train --config {wsp or 'WSP_CONFIG.yaml'} init_from={run} "
+                     f"run_dir={run.parent / (run.name + '_wsp')}")
+    else:
+        lines.append(f"  export the model:     scaling export {run} {run / 'model.safetensors'} --with-head")
+        if cfg.stage == "wsp":
+            ft = _sibling_config(config_path, "finetune")
+            if ft:
+                lines.append(f"  fine-tune it:         scaling train --config {ft} init_from={run} "
+                             f"run_dir={run.parent / (run.name + '_ft')}")
+    return "\n".join(lines)
+
+
+def _sibling_config(config_path: str | None, stage: str) -> str | None:
+    """configs/mae/vit_huge_patch14.yaml -> configs/wsp/vit_huge_patch14.yaml; configs/tiny/mae.yaml ->
+    configs/tiny/wsp.yaml; None when no such file exists."""
+    if not config_path:
+        return None
+    path = Path(config_path)
+    candidates = [path.parent.parent / stage / path.name, path.with_name(f"{stage}{path.suffix}")]
+    return next((str(c) for c in candidates if c != path and c.is_file()), None)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    if not args.verbose and not os.environ.get("SCALING_VERBOSE"):
+        from scaling.console import quiet_known_noise
+
+        quiet_known_noise()  # before deepspeed is imported
     from scaling.engine.config import load_config
 
     try:
@@ -49,21 +90,27 @@ def main(argv: list[str] | None = None) -> int:
 
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    # Ranks other than 0 log warnings only: N copies of each start-up line say nothing more.
+    level = logging.INFO if main_rank or args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from scaling.engine.trainer import TrainingDiverged, train
 
     try:
-        summary = train(cfg)
+        with logging_redirect_tqdm():  # a log line during training goes above the progress bar, not into it
+            summary = train(cfg)
     except ConfigError as e:
         print(f"scaling train: config error: {e}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:
         print(f"scaling train: {e}", file=sys.stderr)
         return 3
-    print(
-        f"done: {summary['steps']} steps, {summary['samples_seen']} samples, loss {summary['loss']:.4f} "
-        f"-> {cfg.run_dir}"
-    )
+    if main_rank:
+        state = "stopped by a signal (checkpoint saved)" if summary.get("preempted") else "done"
+        print(f"{state}: {summary['steps']} steps, {summary['samples_seen']} samples, loss {summary['loss']:.4f}")
+        print(what_next(cfg, summary, args.config))
     return 0
 
 

@@ -18,6 +18,7 @@ from scaling.models import MODELS
 from scaling.models.attention import POLICIES
 
 Stage = Literal["mae", "wsp", "finetune"]
+AC_MODES = ("none", "full", "selective")
 
 
 @dataclass
@@ -34,7 +35,14 @@ class ModelConfig:
     decoder_depth: int = 0
     decoder_heads: int = 0
     num_classes: int = 0  # WSP/finetune head; 0 = take data.num_classes
-    activation_checkpointing: bool = False  # per-block recompute in backward
+    # Recompute blocks in backward instead of keeping their activations: none | full (every block) |
+    # selective (every k-th block, k = activation_checkpointing_every: memory for speed, in between).
+    # true/false (older configs) mean full/none.
+    activation_checkpointing: Literal["none", "full", "selective"] | bool = "none"
+    activation_checkpointing_every: int = 2
+    # none | blocks: torch.compile each transformer block's forward (torchtitan's regional compile: one
+    # compile serves every block of a width, module hooks and state-dict names unchanged).
+    compile: Literal["none", "blocks"] = "none"
 
     def __post_init__(self) -> None:
         if self.name not in MODELS:
@@ -43,6 +51,16 @@ class ModelConfig:
             raise ValueError(f"kernels must be one of {', '.join(POLICIES)}, got {self.kernels!r}.")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}.")
+        if isinstance(self.activation_checkpointing, bool):
+            self.activation_checkpointing = "full" if self.activation_checkpointing else "none"
+        if self.activation_checkpointing not in AC_MODES:
+            raise ValueError(f"model.activation_checkpointing must be one of {', '.join(AC_MODES)} (or true/false), "
+                             f"got {self.activation_checkpointing!r}.")
+        if self.activation_checkpointing_every < 1:
+            raise ValueError(f"model.activation_checkpointing_every must be >= 1 (1 checkpoints every block), "
+                             f"got {self.activation_checkpointing_every}.")
+        if self.compile not in ("none", "blocks"):
+            raise ValueError(f"model.compile must be none or blocks, got {self.compile!r}.")
 
     def spec_overrides(self) -> dict[str, int]:
         keys = ("img_size", "decoder_width", "decoder_depth", "decoder_heads")

@@ -1,5 +1,6 @@
 """Everything distribution-specific applied to a plain model, in one place and a fixed order
-(torchtitan `parallelize.py`): build under zero.Init -> optional apex LayerNorm -> activation checkpointing.
+(torchtitan `parallelize.py`): build under zero.Init -> optional apex LayerNorm -> regional torch.compile
+of each block -> activation checkpointing (`parallelize_model` applies the last three).
 Weight loading lives in `load_weights.py`, the host allocator setting in `host_memory.py`.
 """
 
@@ -64,14 +65,59 @@ def _checkpointed_forward(original, *args):
     return checkpoint(original, *args, use_reentrant=False)
 
 
-def apply_activation_checkpointing(model: nn.Module) -> int:
-    """Recompute each transformer block in backward (keeps module and state-dict names unchanged)."""
-    count = 0
-    for module in model.modules():
-        if isinstance(module, Block):
-            module.forward = functools.partial(_checkpointed_forward, module.forward)
-            count += 1
-    return count
+def checkpointed_blocks(num_blocks: int, mode: str, every: int = 2) -> list[int]:
+    """Indices (model order) of the blocks recomputed in backward: none, all (`full`), or every `every`-th
+    (`selective`: blocks every-1, 2*every-1, ..., as torchtitan's selective layer AC)."""
+    if mode == "none":
+        return []
+    if mode == "full":
+        return list(range(num_blocks))
+    if mode == "selective":
+        return [i for i in range(num_blocks) if (i + 1) % every == 0]
+    raise ValueError(f"unknown activation checkpointing mode {mode!r}; use none, full or selective.")
+
+
+def apply_activation_checkpointing(model: nn.Module, mode: str = "full", every: int = 2) -> int:
+    """Recompute the chosen transformer blocks in backward (module and state-dict names unchanged).
+    Returns the number of blocks checkpointed."""
+    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    chosen = checkpointed_blocks(len(blocks), mode, every)
+    for i in chosen:
+        blocks[i].forward = functools.partial(_checkpointed_forward, blocks[i].forward)
+    return len(chosen)
+
+
+def compile_blocks(model: nn.Module, zero3: bool) -> int:
+    """torch.compile each transformer block's forward (regional compilation, as torchtitan does): blocks of
+    one width share a compiled graph, so compile time does not grow with depth.
+
+    The module is not wrapped, only its `forward` replaced, so parameter names and the module hooks that
+    ZeRO-3 installs at `deepspeed.initialize` stay as they are. Under ZeRO-3 each block becomes a ZeRO "leaf"
+    module: its parameters are gathered by the block's own hooks, and its children get none; their hooks are
+    `torch.compiler.disable`d functions, which would split the compiled graph at every Linear and LayerNorm.
+    Returns the number of blocks compiled."""
+    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    if zero3 and blocks:
+        from deepspeed.utils import set_z3_leaf_modules
+
+        set_z3_leaf_modules(model, [Block])
+    for block in blocks:
+        block.forward = torch.compile(block.forward)
+    return len(blocks)
+
+
+def parallelize_model(model: nn.Module, cfg, zero3: bool) -> dict[str, int]:
+    """Apply what the config asks for, in the fixed order: apex LayerNorm (optim.impl=apex), compile, then
+    activation checkpointing (which wraps the compiled forward, so a recompute reruns the compiled code).
+    Returns counts of what was applied (logged by the caller, checked by tests)."""
+    m = cfg.model
+    done = {"apex_layernorms": swap_in_apex_layernorm(model) if cfg.optim.impl == "apex" else 0,
+            "compiled_blocks": compile_blocks(model, zero3) if m.compile == "blocks" else 0}
+    done["checkpointed_blocks"] = apply_activation_checkpointing(model, m.activation_checkpointing,
+                                                                 m.activation_checkpointing_every)
+    if any(done.values()):
+        log.info("parallelize: %s", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in done.items() if v))
+    return done
 
 
 def misaligned_partitions(model: nn.Module) -> list[str]:

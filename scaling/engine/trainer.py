@@ -40,10 +40,9 @@ from scaling.engine.metrics import MetricsLogger
 from scaling.engine.optim import build_optimizer, param_groups
 from scaling.engine.parallelize import (
     PRECISION_DTYPES,
-    apply_activation_checkpointing,
     build_model,
     misaligned_partitions,
-    swap_in_apex_layernorm,
+    parallelize_model,
 )
 from scaling.engine.run_dir import write_json
 from scaling.engine.schedule import lr_at, peak_lr
@@ -137,10 +136,7 @@ def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
             load_stage1_encoder(model, init_from, dist.rank)
         except WeightsError as e:
             raise ConfigError(str(e)) from e
-    if cfg.optim.impl == "apex":
-        swap_in_apex_layernorm(model)
-    if cfg.model.activation_checkpointing:
-        apply_activation_checkpointing(model)
+    parallelize_model(model, cfg, zero3=ds_cfg.get("zero_optimization", {}).get("stage", 0) == 3)
 
     lr = peak_lr(cfg.optim.base_lr, cfg.optim.lr, global_batch)
     groups = param_groups(model, cfg.optim.weight_decay, cfg.optim.layer_decay, spec.depth)
