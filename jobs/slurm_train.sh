@@ -14,7 +14,8 @@
 # agree on the signal at the next step, write a checkpoint and exit. The shell waits until the step has
 # really exited, then requeues the job (`--requeue` alone does not requeue at the time limit).
 #
-# Environment: GPUS_PER_NODE (default: SLURM_GPUS_ON_NODE, else 8), MASTER_PORT (29500), PYTHON (python).
+# Environment: GPUS_PER_NODE (default: SLURM_GPUS_ON_NODE, else 8), MASTER_PORT (29500), PYTHON (python),
+# SCALING_EXIT_FILE (a file that receives the step's exit status; `scaling sweep` sets it).
 #SBATCH --job-name=scaling
 #SBATCH --ntasks-per-node=1
 #SBATCH --gpus-per-node=8
@@ -90,6 +91,7 @@ while :; do
   [[ $signalled == 1 ]] || break
 done
 
+[[ -z ${SCALING_EXIT_FILE:-} ]] || echo "$status" > "$SCALING_EXIT_FILE"  # read by `scaling sweep status`
 if [[ $preempted == 1 && $status == 0 ]]; then
   echo "checkpoint written; requeueing job $SLURM_JOB_ID (it continues with resume=auto)"
   scontrol requeue "$SLURM_JOB_ID"
