@@ -15,8 +15,6 @@ from jobs_helpers import JOBS, REPO, free_port, requeue_calls, slurm_env
 
 from scaling.engine.checkpoint import complete_checkpoints
 
-pytestmark = pytest.mark.slow
-
 TINY = ["deepspeed.precision=fp32", "batch.micro_batch=16", "batch.grad_accum=1", "log_every=1"]
 PHOTOS = "data.train=scaling/assets/photos7/{000000..000001}.tar"  # the bundled shards, as a brace pattern
 
@@ -35,6 +33,7 @@ def _ranks_alive(run_dir) -> list[str]:
     return out.split()
 
 
+@pytest.mark.slow
 def test_slurm_script_brace_pattern_preemption_and_requeue(tmp_path):
     run = tmp_path / "run"
     env = slurm_env(tmp_path / "stub")
@@ -65,6 +64,7 @@ def test_slurm_script_brace_pattern_preemption_and_requeue(tmp_path):
     assert config["resume"] == "auto"
 
 
+@pytest.mark.slow
 def test_single_node_script_two_ranks(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.run(["bash", str(JOBS / "single_node.sh"), "2", "configs/tiny/mae.yaml", PHOTOS,
@@ -76,6 +76,7 @@ def test_single_node_script_two_ranks(tmp_path):
     assert yaml.safe_load((run / "config.yaml").read_text())["data"]["train"] == PHOTOS.split("=", 1)[1]
 
 
+@pytest.mark.slow
 def test_hostfile_script_two_ranks(tmp_path):
     run = tmp_path / "run"
     hostfile = tmp_path / "hosts"

@@ -12,21 +12,7 @@ import signal
 import subprocess
 import time
 
-from jobs_helpers import JOBS, REPO, requeue_calls, slurm_env
-
-# Stands in for `python -u -m deepspeed.launcher.launch ...`: records its argv, starts one "rank" child that
-# checkpoints (sleeps) and exits 0 on SIGUSR1, and, like the real launcher, has no SIGUSR1 handler.
-FAKE_LAUNCHER = r"""#!/usr/bin/env bash
-printf '%s\0' "$@" > "$STUB_DIR/launcher.args"
-bash -c '
-  trap "touch \"$STUB_DIR/rank.usr1\"; sleep 1; touch \"$STUB_DIR/rank.exited\"; exit 0" USR1
-  touch "$STUB_DIR/rank.started"
-  for _ in $(seq "${RANK_SECONDS:-600}"); do sleep 0.1; done
-  touch "$STUB_DIR/rank.exited"
-  exit "${RANK_STATUS:-0}"
-' &
-wait $!
-"""
+from jobs_helpers import FAKE_LAUNCHER, JOBS, REPO, requeue_calls, slurm_env
 
 BRACE = "data.train=/data/ig3b/{000000..099999}.tar"
 
