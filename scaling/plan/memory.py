@@ -8,8 +8,11 @@
   LN2 input 2h, fc1 input 2h, GELU input 2m, fc2 input 2m bytes per token (h width, m MLP width); with
   activation checkpointing only each block's input (2h per token) plus one block recomputed in backward.
   Outside the blocks: images, patch tokens, MAE's pixel targets or WSP's logits.
-- total: model states + activations + the buffers ZeRO-3 holds beside them (the prefetch bucket and the
-  reduce bucket, sized from the width as ds_config.build_ds_config writes them).
+- total: model states + activations + the buffers ZeRO-3 holds beside them: the prefetch and reduce buckets
+  (sized from the width as ds_config.build_ds_config writes them) and, on more than one GPU, the gathered
+  16-bit parameters it keeps between their forward and backward use: with our policies'
+  stage3_max_reuse_distance of 1e9 nothing is released before its backward, up to stage3_max_live_parameters.
+  (On one GPU the partition is the parameter: nothing extra is gathered.)
 """
 
 from __future__ import annotations
@@ -57,12 +60,14 @@ class Policy:
     stage: int
     offload_optimizer: bool
     offload_params: bool
+    max_live_parameters: int = 10**9  # DeepSpeed's default
 
     @classmethod
     def load(cls, name: str) -> Policy:
         zero = load_policy(name).get("zero_optimization", {})
         offload = lambda key: zero.get(key, {}).get("device", "none") not in ("none", None)  # noqa: E731
-        return cls(Path(name).name, int(zero.get("stage", 0)), offload("offload_optimizer"), offload("offload_param"))
+        return cls(Path(name).name, int(zero.get("stage", 0)), offload("offload_optimizer"), offload("offload_param"),
+                   int(zero.get("stage3_max_live_parameters", 10**9)))
 
 
 def repo_policies() -> list[str]:
@@ -114,10 +119,12 @@ def activation_bytes(spec: ViTSpec, stage: str, micro: int, checkpointing: bool,
     return images + patches + blocks + logits
 
 
-def zero_buffer_bytes(policy: Policy, width: int) -> int:
-    """Buffers beside the model states, sized as build_ds_config writes them (reduce d^2, prefetch 0.9 d^2)."""
+def zero_buffer_bytes(policy: Policy, width: int, params: int, gpus: int) -> int:
+    """Buffers beside the model states: buckets sized as build_ds_config writes them (reduce d^2, prefetch
+    0.9 d^2) and ZeRO-3's gathered parameters (module docstring)."""
     if policy.stage == 3:
-        return BF16 * (width * width + int(0.9 * width * width))
+        gathered = BF16 * min(params, policy.max_live_parameters) if gpus > 1 else 0
+        return BF16 * (width * width + int(0.9 * width * width)) + gathered
     if policy.stage in (1, 2):
         return BF16 * 2 * max(width * width, 5 * 10**7)
     return 0
@@ -139,7 +146,7 @@ def memory(policy: Policy, spec: ViTSpec, stage: str, micro: int, gpus: int, che
     params = model_params(spec, stage, num_classes)
     states = model_states_bytes(policy, params, largest_layer_params(spec, stage, num_classes), gpus)
     acts = activation_bytes(spec, stage, micro, checkpointing, num_classes)
-    total = states + acts + zero_buffer_bytes(policy, spec.width)
+    total = states + acts + zero_buffer_bytes(policy, spec.width, params, gpus)
     return Memory(states / 1e9, acts / 1e9, total / 1e9)
 
 

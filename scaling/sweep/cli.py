@@ -42,14 +42,17 @@ def _make(argv: list[str]) -> int:
     return 0
 
 
+def _sweep_dir(argv: list[str], command: str, description: str) -> Path:
+    p = argparse.ArgumentParser(prog=f"scaling sweep {command}", description=description)
+    p.add_argument("dir", help="a folder written by `scaling sweep SPEC --out DIR`")
+    return Path(p.parse_args(argv).dir)
+
+
 def _status(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="scaling sweep status", description="Per run: done, running, failed (with "
-                                "its last error line) or missing.")
-    p.add_argument("dir")
-    args = p.parse_args(argv)
     from scaling.sweep.status import sweep_status
 
-    rows = sweep_status(Path(args.dir))
+    rows = sweep_status(_sweep_dir(argv, "status", "Per run: done, running, failed (with its last error line) "
+                                   "or missing."))
     width = max((len(name) for name, _, _ in rows), default=3)
     counts: dict[str, int] = {}
     for name, state, detail in rows:
@@ -60,15 +63,12 @@ def _status(argv: list[str]) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="scaling sweep run", description="Run a local sweep here, in dependency "
-                                "order, skipping runs already done.")
-    p.add_argument("dir")
-    args = p.parse_args(argv)
     from scaling.sweep.run import run_sweep
 
-    failed = run_sweep(Path(args.dir))
+    out = _sweep_dir(argv, "run", "Run a local sweep here, in dependency order, skipping runs already done.")
+    failed = run_sweep(out)
     print(f"{'all runs done' if not failed else f'{failed} runs did not finish'}; "
-          f"next: scaling results collect {args.dir}")
+          f"next: scaling results collect {out}")
     return 1 if failed else 0
 
 
