@@ -8,15 +8,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from scaling.config import ConfigError
 from scaling.sweep.status import run_status
-from scaling.sweep.write import read_runs
+from scaling.sweep.write import SPEC_FILE, read_runs
 
 
 def run_sweep(out: Path, echo=print) -> int:
     """Returns the number of runs that failed (0: all done)."""
     out = out.resolve()
-    failed: set[str] = set()
     rows = read_runs(out)
+    spec = out / SPEC_FILE
+    if spec.is_file() and (yaml.safe_load(spec.read_text()) or {}).get("scheduler") == "slurm":
+        raise ConfigError(f"{out} is a slurm sweep: submit it with `bash {out / 'submit.sh'}` (scaling sweep run "
+                          "runs scheduler: local sweeps here).")
+    failed: set[str] = set()
     for i, r in enumerate(rows, start=1):
         name = r["run"]
         state, _ = run_status(out, name)

@@ -206,3 +206,13 @@ def test_a_generated_slurm_job_runs_under_stub_slurm(tmp_path):
     assert args[-3:] == ["--config", str(out.resolve() / "configs" / f"{name}.yaml"), "resume=auto"]
     assert "--world_info=" + "eyJsb2NhbGhvc3QiOiBbMCwgMV19" in args  # {"localhost": [0, 1]}: GPUS_PER_NODE=2
     assert (out / "logs" / f"{name}.exit").read_text().strip() == "0"
+
+
+def test_sweep_run_refuses_a_slurm_sweep(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    write_sweep(load_spec(write_spec(tmp_path / "spec.yaml", scheduler="slurm", models=["vit_nano_patch4"],
+                                     samples=[256])), out)
+    assert main(["run", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "slurm sweep" in err and "submit.sh" in err
+    assert not list((out / "logs").iterdir())  # nothing ran
