@@ -216,3 +216,30 @@ def test_sweep_run_refuses_a_slurm_sweep(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "slurm sweep" in err and "submit.sh" in err
     assert not list((out / "logs").iterdir())  # nothing ran
+
+
+def test_submit_sh_submits_in_dependency_order(tmp_path):
+    """submit.sh under a stub sbatch (prints `ID;cluster` as --parsable does on federated clusters)."""
+    out = tmp_path / "sweep"
+    write_sweep(load_spec(write_spec(tmp_path / "spec.yaml", scheduler="slurm", models=["vit_nano_patch4"],
+                                     samples=[256, 512])), out)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text('#!/usr/bin/env bash\nn=$(( $(wc -l < "$LOG" 2>/dev/null || echo 0) + 100 ))\n'
+                                    'echo "$*" >> "$LOG"\necho "$n;cluster"\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(tmp_path / "sbatch.log")}
+    assert subprocess.run(["bash", str(out / "submit.sh")], env=env, capture_output=True).returncode == 0
+    calls = (tmp_path / "sbatch.log").read_text().splitlines()
+    names = [r["run"] for r in _rows(out)]  # stage 1, then mae_wsp/wsp per budget
+    assert len(calls) == 5 and calls[0] == f"--parsable jobs/{names[0]}.sh"
+    for call, row in zip(calls[1:], _rows(out)[1:]):
+        dep = "--dependency=afterok:100 " if row["depends_on"] else ""
+        assert call == f"--parsable {dep}jobs/{row['run']}.sh"
+    # stage 1 done: not submitted again, and its dependants no longer wait for it
+    (out / "runs" / names[0]).mkdir(parents=True)
+    (out / "runs" / names[0] / "summary.json").write_text('{\n  "preempted": false\n}\n')
+    (tmp_path / "sbatch.log").unlink()
+    assert subprocess.run(["bash", str(out / "submit.sh")], env=env, capture_output=True).returncode == 0
+    calls = (tmp_path / "sbatch.log").read_text().splitlines()
+    assert len(calls) == 4 and not any("dependency" in c for c in calls)
