@@ -16,8 +16,10 @@ import torch.distributed as dist
 @dataclass
 class DistConfig:
     # How long a collective waits for the slowest rank. Rank-0-only work happens while the others wait in one:
-    # the universal conversion of a resized job (measured: ViT-L in ~N s on 2 CPU ranks; ViT-6.5B has ~20x the
-    # parameters) and writing a checkpoint. DeepSpeed's default (10 min) is too short for that at 6.5B.
+    # the universal conversion of a resized job and writing a checkpoint. Measured: ViT-L's conversion (a 4 GB
+    # ZeRO-3 checkpoint of 2 ranks) took 29 s on a shared 2-core box (benchmarks/results/universal_conversion_*);
+    # ViT-6.5B has 21x the parameters, ~10 min at that rate: DeepSpeed's default timeout (10 min). 120 leaves
+    # room for slower filesystems and more shards.
     timeout_minutes: float = 120.0
 
     def __post_init__(self) -> None:

@@ -1,8 +1,8 @@
 """The training loop for every stage: fetch, forward, backward, clip, step, log, checkpoint.
 
 One code path for one process or N ranks, CPU (gloo) or GPU (NCCL). `build_session` does the setup
-(data streams, DeepSpeed config, run dir, model, optimizer, resume); `_step` runs one optimizer step of
-`grad_accum` micro-batches; `train` is the loop around it that logs and checkpoints.
+(checks, model, optimizer; resume and checkpoints through `checkpointing.CheckpointManager`); `_step` runs
+one optimizer step of `grad_accum` micro-batches; `train` is the loop around it that logs and checkpoints.
 
 Non-finite steps: a step is skipped, on every rank, when any micro-batch of any rank has a non-finite loss
 or the global gradient norm is not finite. A non-finite loss is made to poison its own backward (NaN
