@@ -23,10 +23,11 @@ class DataConfig:
     train: str = "synthetic"
     # Held-out shards for evaluation (same forms as train); read by the evaluation code, not the train loader.
     val: str | None = None
-    # resampled: infinite stream, shards drawn with replacement per worker (single-pass stages; no counts
-    # needed). epoch: every sample once per epoch (needs per-shard counts: a manifest), epochs chained.
+    # resampled: infinite stream, shards drawn with replacement per worker (no counts needed; not one pass:
+    # in one pass's worth of samples ~37% of the shards are never read). epoch: every sample once per epoch
+    # (needs per-shard counts: a manifest), epochs chained; the recipes' one pass.
     mode: Literal["resampled", "epoch"] = "resampled"
-    # DataLoader worker processes per rank; 0 runs the pipeline in the training process.
+    # DataLoader worker processes per rank, whatever grad_accum is; 0 runs the pipeline in the training process.
     workers: int = 2
     # Samples per shuffle block per worker: raw (encoded) samples are read a block at a time and emitted in a
     # random order; memory per worker is about shuffle_buffer x mean JPEG size.

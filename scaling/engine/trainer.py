@@ -204,9 +204,10 @@ def _count_skip(s: Session, loss_finite: bool) -> None:
     if cfg.deepspeed.precision != "fp16" or not loss_finite:
         state.bad_in_a_row += 1
     s.scheduler.step()  # DeepSpeed does not step it on a skipped step; our lr is a function of samples seen
-    logging.getLogger(__name__).warning(
-        "step %d skipped: non-finite loss or gradient norm (%d in a row, %d in total)", state.step,
-        state.bad_in_a_row, state.skipped_steps)
+    if s.dist.is_main:  # every rank skipped it; one line, not world_size
+        logging.getLogger(__name__).warning(
+            "step %d skipped: non-finite loss or gradient norm (%d in a row, %d in total)", state.step,
+            state.bad_in_a_row, state.skipped_steps)
     if state.bad_in_a_row >= cfg.max_bad_steps:
         raise TrainingDiverged(
             f"loss or gradient norm was NaN/Inf on {state.bad_in_a_row} optimizer steps in a row (up to step "
