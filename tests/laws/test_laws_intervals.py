@@ -12,7 +12,7 @@ from laws_simulate import RUN_COUNTS, draw_runs, interval_coverage
 
 from scaling.laws import bootstrap
 from scaling.laws.backtest import holdout_rows
-from scaling.laws.bootstrap import choose_scheme, p_short, run_bootstrap
+from scaling.laws.bootstrap import run_bootstrap
 from scaling.laws.cli import main
 from scaling.laws.fit import fit
 from scaling.laws.laws import LAWS, get_law
@@ -21,6 +21,8 @@ from scaling.laws.table import write_table
 
 
 def test_short_resample_probability_is_exact() -> None:
+    from scaling.laws.bootstrap import p_short
+
     rng = np.random.default_rng(0)
     for n, k in [(6, 4), (8, 4), (5, 3)]:
         simulated = np.mean([len(set(rng.integers(0, n, n))) <= k for _ in range(20_000)])
@@ -29,6 +31,8 @@ def test_short_resample_probability_is_exact() -> None:
 
 
 def test_scheme_follows_runs_versus_parameters() -> None:
+    from scaling.laws.bootstrap import choose_scheme
+
     assert choose_scheme(6, 6, 4).method == "residuals"  # a run resample would fail 75% of the time
     assert choose_scheme(12, 12, 4).method == "runs"
     assert choose_scheme(2, 40, 4).method == "residual-blocks"  # two training curves

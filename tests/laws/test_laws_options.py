@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from scaling.laws.cli import main
-from scaling.laws.results import infer_y_kind
 from scaling.laws.table import write_table
 
 
@@ -54,6 +53,8 @@ def test_unknown_metric_names_need_y_kind(tmp_path, capsys) -> None:
     code, report = _fit(tmp_path, csv, "--law", "power", "--y", "linear_top1")
     assert code == 0 and report["y_kind"] == "accuracy"
     assert report["params"]["b"]["value"] == pytest.approx(-0.05, abs=1e-6)
+    from scaling.laws.results import infer_y_kind
+
     assert [infer_y_kind(n) for n in ("lowshot10_top1", "LOSS", "top1_acc")] == ["accuracy", "loss", None]
 
 
