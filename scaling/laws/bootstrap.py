@@ -8,10 +8,11 @@ because choosing the frontier is part of the procedure whose spread we want.
 A real sweep has 4 to 7 sizes, and there the run resample breaks: a replicate that draws no more distinct
 runs than the law has parameters cannot be fitted (6 runs, 4 parameters: 75% of replicates). Keeping the
 survivors keeps a biased subset (the replicates that drew many distinct runs). So the scheme is chosen per
-group from runs versus parameters (`choose_scheme`): the run resample only where a replicate falls short
-with probability <= RUN_FAIL_MAX, otherwise a residual bootstrap, which keeps every run's x and so always
-fits: log residuals resampled across runs (one point per run), or in moving blocks along the curve (several
-points per run: training curves, whose residuals are autocorrelated). Replicates that still fail are
+group from runs versus parameters (`choose_scheme`): with one point per run, the run resample only where a
+replicate falls short with probability <= RUN_FAIL_MAX, otherwise log residuals resampled across runs
+(a residual bootstrap keeps every run's x, so it always fits). Training curves have enough points in any
+replicate; they are resampled whole from MIN_CURVES curves on, and below that their log residuals are
+resampled in moving blocks along the curve (they are autocorrelated). Replicates that still fail are
 redrawn and counted; an interval resting on fewer than 90% of the requested draws gets a warning.
 
 With few runs the residuals' spread is itself uncertain, and percentile intervals from a handful of degrees
@@ -34,6 +35,7 @@ from scaling.laws.fit import fit
 from scaling.laws.problem import Fit, FitData, FitWarning, Layout
 
 RUN_FAIL_MAX = 0.02  # the run resample is used only where at most this share of replicates falls short
+MIN_CURVES = 5  # whole curves: fewer than this and a run resample is mostly copies of one or two curves
 MIN_SHARE = 0.9  # warn when an interval rests on fewer than this share of the requested draws
 
 
@@ -122,7 +124,11 @@ def p_short(n_runs: int, k: int) -> float:
 
 def choose_scheme(n_runs: int, n_points: int, k: int) -> Scheme:
     """The resampling scheme for one group of `n_runs` runs (`n_points` points) and `k` own parameters."""
-    p = p_short(n_runs, k)
+    if n_points > n_runs and n_runs >= MIN_CURVES:
+        # Training curves: every replicate has enough points whatever runs it draws, so the run resample
+        # always fits; its degrees of freedom are those of a cluster bootstrap, runs - 1.
+        return Scheme("runs", f"{n_runs} curves for {k} parameters: whole curves resampled", n_runs - 1)
+    p = p_short(n_runs, k) if n_points == n_runs else 1.0
     if p <= RUN_FAIL_MAX:
         return Scheme("runs", f"{n_runs} runs for {k} parameters: runs resampled", n_runs - k)
     if n_points == n_runs:
@@ -135,7 +141,7 @@ def choose_scheme(n_runs: int, n_points: int, k: int) -> Scheme:
     block = _block(n_points)
     return Scheme(
         "residual-blocks",
-        f"{n_runs} run(s) for {k} parameters: {p:.0%} of run resamples would draw <= {k} distinct runs; "
+        f"{n_runs} curve(s), under {MIN_CURVES}: too few to resample whole curves; "
         f"log residuals resampled in blocks of {block} along the curves instead",
         max(n_points // block - k, 1),
     )

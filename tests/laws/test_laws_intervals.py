@@ -36,6 +36,7 @@ def test_scheme_follows_runs_versus_parameters() -> None:
     assert choose_scheme(6, 6, 4).method == "residuals"  # a run resample would fail 75% of the time
     assert choose_scheme(12, 12, 4).method == "runs"
     assert choose_scheme(2, 40, 4).method == "residual-blocks"  # two training curves
+    assert choose_scheme(8, 160, 6).method == "runs"  # 8 curves: any resample has points enough
     reason = choose_scheme(6, 6, 4).reason
     assert "6 runs" in reason and "4 parameters" in reason and "75%" in reason
 
