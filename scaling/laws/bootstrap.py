@@ -94,6 +94,12 @@ def _widening(dof: int, level: float) -> float:
     return float(student_t.ppf(q, max(dof, 1)) / norm.ppf(q))
 
 
+def percentile_band(draws: np.ndarray, level: float, expand: float = 1.0, axis: int = 0) -> tuple:
+    """(lo, hi) percentile bounds of `draws` along `axis`, widened `expand` times about their median."""
+    lo, mid, hi = np.nanquantile(draws, [(1 - level) / 2, 0.5, (1 + level) / 2], axis=axis)
+    return mid - expand * (mid - lo), mid + expand * (hi - mid)
+
+
 def interval(value: float, draws: np.ndarray, level: float, expand: float = 1.0) -> dict[str, float]:
     """{"value", "lo", "hi"}: the full-data estimate and percentile bounds of the bootstrap draws, widened
     `expand` times about the draws' median (1: plain percentile interval)."""
@@ -101,9 +107,7 @@ def interval(value: float, draws: np.ndarray, level: float, expand: float = 1.0)
     ok = draws[np.isfinite(draws)]
     if len(ok) < 2:
         return {"value": float(value), "lo": float("nan"), "hi": float("nan")}
-    lo, mid, hi = np.quantile(ok, [(1 - level) / 2, 0.5, (1 + level) / 2])
-    if expand != 1.0:
-        lo, hi = mid - expand * (mid - lo), mid + expand * (hi - mid)
+    lo, hi = percentile_band(ok, level, expand)
     return {"value": float(value), "lo": float(lo), "hi": float(hi)}
 
 
@@ -208,12 +212,14 @@ def _bootstrap(full: Fit, data: FitData, n: int, seed: int, select, level: float
                     s.dof,
                 )
     dof = sum(s.dof for s in schemes.values()) - (len(full.values) - len(own) * len(layout.groups))
+    # With a frontier, the residuals to resample are those of the frontier points the law was fitted to.
+    fitted = None if runs_ok or select is None else select(data.with_weight(np.ones(len(data.y))))
     samples = np.full((n, len(full.values)), np.nan)
     done = redrawn = not_converged = attempts = 0
     max_attempts = n + max(10, n // 2)
     while done < n and attempts < max_attempts:
         attempts += 1
-        rep = _resample_runs(data, rng) if runs_ok else _resample_residuals(full, data, schemes, rng)
+        rep = _resample_runs(data, rng) if runs_ok else _resample_residuals(full, data, schemes, rng, fitted)
         if select is not None:
             keep = select(rep) & (rep.weight > 0)
             rep = rep.subset(keep)
@@ -248,28 +254,31 @@ def _block(n: int) -> int:
     return max(1, round(n ** (1 / 3)))
 
 
-def log_residuals(full: Fit, data: FitData, g: int) -> np.ndarray:
-    """Centred log residuals of group g, scaled up by sqrt(n / (n - p)): p fitted parameters absorbed some
-    of the noise, so fitted residuals are smaller than it."""
-    idx = np.flatnonzero(data.group == g)
+def log_residuals(full: Fit, data: FitData, g: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """Centred log residuals of group g (of the points in `mask`: those the law was fitted to), scaled up
+    by sqrt(n / (n - p)): p fitted parameters absorbed some of the noise, so fitted residuals are smaller."""
+    idx = np.flatnonzero((data.group == g) & (True if mask is None else mask))
     X = {k: v[idx] for k, v in data.X.items()}
     resid = np.log(data.y[idx]) - np.log(np.maximum(full.predict(X, g), 1e-300))
     n, p = len(idx), len(full.law.params)
     return (resid - np.median(resid)) * np.sqrt(n / max(n - p, 1))
 
 
-def _resample_residuals(full: Fit, data: FitData, schemes: dict[str, Scheme], rng: np.random.Generator) -> FitData:
+def _resample_residuals(
+    full: Fit, data: FitData, schemes: dict[str, Scheme], rng: np.random.Generator, fitted: np.ndarray | None
+) -> FitData:
     y_new = data.y.copy()
     for g, name in enumerate(data.groups):
         idx = np.flatnonzero(data.group == g)
         X = {k: v[idx] for k, v in data.X.items()}
         pred = full.predict(X, g)
-        resid = log_residuals(full, data, g)
+        resid = log_residuals(full, data, g, fitted)
         n = len(idx)
         # Residuals of a training curve are autocorrelated: resampled in blocks. Runs of a table are not.
         block = _block(n) if schemes[name].method == "residual-blocks" else 1
-        starts = rng.integers(0, n, int(np.ceil(n / block)))
-        picks = (starts[:, None] + np.arange(block)[None, :]).ravel()[:n] % n
+        m = len(resid)
+        starts = rng.integers(0, m, int(np.ceil(n / block)))
+        picks = (starts[:, None] + np.arange(block)[None, :]).ravel()[:n] % m
         y_new[idx] = pred * np.exp(resid[picks])
     weight = np.ones(len(data.y)) if data.weight is None else data.weight.copy()
     return FitData(data.X, y_new, data.run, data.group, data.groups, weight)

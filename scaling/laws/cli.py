@@ -340,6 +340,8 @@ def _plot(args: argparse.Namespace) -> int:
 
     fit, draws, report = load_fit(args.fit) if args.fit else (None, None, {})
     level = report.get("level", 0.9)
+    # bands widened like the FIT.json intervals they draw (few runs: t / z > 1)
+    widen = max(((report.get("bootstrap") or {}).get("interval_widening") or {"": 1.0}).values())
     if args.kind == "curves":
         curves = _load_curves(args.inputs, args.y, args.where, args.y_kind or report.get("y_kind"))
         fig = plots.curves_figure(
@@ -351,6 +353,7 @@ def _plot(args: argparse.Namespace) -> int:
             report.get("decay", DECAY),
             level,
             report.get("anneal_delay"),
+            widen,
         )
         print(f"wrote {plots.save(fig, args.out)}")
         return 0
@@ -368,7 +371,7 @@ def _plot(args: argparse.Namespace) -> int:
     if args.kind == "compute":
         frontier_mode = args.frontier or report.get("frontier") or "pareto"
         held = tuple(h["run"] for h in report.get("holdout", []))
-        fig = plots.compute_figure(sel, fit, draws, frontier_mode, held, level)
+        fig = plots.compute_figure(sel, fit, draws, frontier_mode, held, level, widen=widen)
     else:
         k = (report.get("derived") or {}).get("flops_per_param_sample")
         if k is None:
@@ -378,7 +381,7 @@ def _plot(args: argparse.Namespace) -> int:
         else:
             span = (sel.size.min(), sel.size.max())
             rng = tuple(args.compute_range) if args.compute_range else (span[0], span[1] * 100)
-            fig = plots.allocation_figure(fit, draws, k, rng, span, level)
+            fig = plots.allocation_figure(fit, draws, k, rng, span, level, widen)
     print(f"wrote {plots.save(fig, args.out)}")
     return 0
 

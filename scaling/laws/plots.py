@@ -17,6 +17,7 @@ matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from scaling.laws.bootstrap import percentile_band  # noqa: E402
 from scaling.laws.convergence import Curve, annealing_areas, curve_decay  # noqa: E402
 from scaling.laws.decisions import allocate  # noqa: E402
 from scaling.laws.frontier import frontier  # noqa: E402
@@ -37,13 +38,14 @@ def save(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
-def _band(ax, x, draws_fn, draws, level, color) -> None:
+def _band(ax, x, draws_fn, draws, level, color, widen: float = 1.0) -> None:
+    # widened like FIT.json's intervals (t / z with few degrees of freedom, 1 with many: see bootstrap.py)
     if draws is None or len(draws) < 2:
         return
     ys = np.array([draws_fn(t) for t in draws if np.all(np.isfinite(t))])
     if len(ys) < 2:
         return
-    lo, hi = np.nanquantile(ys, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    lo, hi = percentile_band(ys, level, widen)
     ax.fill_between(x, lo, hi, color=color, alpha=0.18, linewidth=0)
 
 
@@ -73,6 +75,7 @@ def compute_figure(
     held_runs: tuple[str, ...] = (),
     level: float = 0.9,
     extend: float = 10.0,
+    widen: float = 1.0,
 ) -> plt.Figure:
     """Compute (log FLOPs) vs accuracy or loss, one colour per group, frontier marked, fit with band."""
     d = sel.data
@@ -116,7 +119,7 @@ def compute_figure(
             pred = fit.predict({"x": grid}, gi)
             inside = (grid >= x[fitted].min()) & (grid <= x[fitted].max())
             _solid_dashed(ax, grid, to_plot(pred), inside, color, f"{label} fit ({fit.law.name})")
-            _band(ax, grid, lambda t, gi=gi: to_plot(fit.predict({"x": grid}, gi, t)), draws, level, color)
+            _band(ax, grid, lambda t, gi=gi: to_plot(fit.predict({"x": grid}, gi, t)), draws, level, color, widen)
     ax.set_xscale("log")
     if not sel.y_is_accuracy:
         ax.set_yscale("log")
@@ -168,6 +171,7 @@ def allocation_figure(
     compute: tuple[float, float],
     data_compute: tuple[float, float] | None = None,
     level: float = 0.9,
+    widen: float = 1.0,
 ) -> plt.Figure:
     """N_opt(C) and D_opt(C) with bootstrap bands; solid over the data's compute range, dashed beyond."""
     grid = np.geomspace(*compute, 200)
@@ -180,7 +184,7 @@ def allocation_figure(
     for ax, key, what, color in zip(axes, ("N_opt", "D_opt"), ("parameters N_opt", "samples D_opt"), PALETTE):
         f = lambda t, key=key: np.array([allocate(dict(zip(fit.law.params, t)), c, k)[key] for c in grid])
         _solid_dashed(ax, grid, f(fit.values), inside, color, f"{key} (fit)")
-        _band(ax, grid, f, draws, level, color)
+        _band(ax, grid, f, draws, level, color, widen)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training compute C (FLOPs)")
@@ -199,6 +203,7 @@ def curves_figure(
     decay: float = 0.999,
     level: float = 0.9,
     anneal_delay: float | None = None,
+    widen: float = 1.0,
 ) -> plt.Figure:
     """Loss (or error) against samples seen (steps where samples are unknown), with the convergence fit."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -220,7 +225,7 @@ def curves_figure(
         xs = steps * (x[-1] / c.step[-1]) if use_samples else steps.astype(float)
         limit = c.step[-1] if fitted_until is None else fitted_until * c.step[-1]
         _solid_dashed(ax, xs, fit.predict(X, g), steps <= limit, color, None)
-        _band(ax, xs, lambda t, X=X, g=g: fit.predict(X, g, t), draws, level, color)
+        _band(ax, xs, lambda t, X=X, g=g: fit.predict(X, g, t), draws, level, color, widen)
     ax.set_xscale("log")
     ax.set_xlabel("samples seen" if curves and curves[0].samples is not None else "step")
     ax.set_ylabel("loss")

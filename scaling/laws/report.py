@@ -73,6 +73,8 @@ def format_report(report: dict) -> str:
         f"objective {report['objective']:.6e} (Huber on log residuals)"
         + ("" if report["converged"] else f"   NOT CONVERGED: {report['message']}"),
     ]
+    if report.get("compute"):
+        lines.append(f"compute axis: {report['compute']}")
     for b in report.get("at_bound") or []:
         lines.append(
             f"AT BOUND: {b['param']} = {b['value']:.4g} sits on its {b['side']} bound {b['bound']:g}; the data "
