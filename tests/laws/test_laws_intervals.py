@@ -135,7 +135,7 @@ def test_prediction_interval_covers_held_out_runs() -> None:
             total += 1
             pi += r["lo"] <= r["actual"] <= r["hi"]
             ci += r["ci_lo"] <= r["actual"] <= r["ci_hi"]
-            wider += r["hi"] - r["lo"] > r["ci_hi"] - r["ci_lo"]
+            wider += r["lo"] <= r["ci_lo"] and r["ci_hi"] <= r["hi"] and r["hi"] - r["lo"] > r["ci_hi"] - r["ci_lo"]
     assert wider == total
     assert pi / total >= 0.8, f"prediction intervals covered {pi}/{total} held-out runs"
     assert ci / total <= pi / total - 0.2, f"the mean curve's interval covered {ci}/{total}: not a prediction interval"
