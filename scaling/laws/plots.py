@@ -17,7 +17,8 @@ matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from scaling.laws.convergence import Curve, annealing_areas  # noqa: E402
+from scaling.laws.bootstrap import percentile_band  # noqa: E402
+from scaling.laws.convergence import Curve, annealing_areas, curve_decay  # noqa: E402
 from scaling.laws.decisions import allocate  # noqa: E402
 from scaling.laws.frontier import frontier  # noqa: E402
 from scaling.laws.problem import Fit  # noqa: E402
@@ -37,13 +38,14 @@ def save(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
-def _band(ax, x, draws_fn, draws, level, color) -> None:
+def _band(ax, x, draws_fn, draws, level, color, widen: float = 1.0) -> None:
+    # widened like FIT.json's intervals (t / z with few degrees of freedom, 1 with many: see bootstrap.py)
     if draws is None or len(draws) < 2:
         return
     ys = np.array([draws_fn(t) for t in draws if np.all(np.isfinite(t))])
     if len(ys) < 2:
         return
-    lo, hi = np.nanquantile(ys, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    lo, hi = percentile_band(ys, level, widen)
     ax.fill_between(x, lo, hi, color=color, alpha=0.18, linewidth=0)
 
 
@@ -58,6 +60,13 @@ def _solid_dashed(ax, x, y, inside, color, label) -> None:
     )
 
 
+# The compute axis says which compute it is: MAE->WSP's stage 1 is in total_flops and not in flops.
+COMPUTE_LABELS = {
+    "total_flops": "total training compute, incl. stage-1 pre-pretraining (FLOPs)",
+    "flops": "training compute of this stage only (FLOPs)",
+}
+
+
 def compute_figure(
     sel: Selection,
     fit: Fit | None = None,
@@ -66,6 +75,7 @@ def compute_figure(
     held_runs: tuple[str, ...] = (),
     level: float = 0.9,
     extend: float = 10.0,
+    widen: float = 1.0,
 ) -> plt.Figure:
     """Compute (log FLOPs) vs accuracy or loss, one colour per group, frontier marked, fit with band."""
     d = sel.data
@@ -109,12 +119,12 @@ def compute_figure(
             pred = fit.predict({"x": grid}, gi)
             inside = (grid >= x[fitted].min()) & (grid <= x[fitted].max())
             _solid_dashed(ax, grid, to_plot(pred), inside, color, f"{label} fit ({fit.law.name})")
-            _band(ax, grid, lambda t, gi=gi: to_plot(fit.predict({"x": grid}, gi, t)), draws, level, color)
+            _band(ax, grid, lambda t, gi=gi: to_plot(fit.predict({"x": grid}, gi, t)), draws, level, color, widen)
     ax.set_xscale("log")
     if not sel.y_is_accuracy:
         ax.set_yscale("log")
     xname = sel.x_columns[0] if len(sel.x_columns) == 1 else "flops"
-    ax.set_xlabel("training compute (FLOPs)" if xname == "flops" else f"{xname} (log scale)")
+    ax.set_xlabel(COMPUTE_LABELS.get(xname, f"{xname} (log scale)"))
     ax.set_ylabel(f"{sel.y_name} (accuracy)" if sel.y_is_accuracy else sel.y_name)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, frameon=False)
@@ -161,6 +171,7 @@ def allocation_figure(
     compute: tuple[float, float],
     data_compute: tuple[float, float] | None = None,
     level: float = 0.9,
+    widen: float = 1.0,
 ) -> plt.Figure:
     """N_opt(C) and D_opt(C) with bootstrap bands; solid over the data's compute range, dashed beyond."""
     grid = np.geomspace(*compute, 200)
@@ -173,7 +184,7 @@ def allocation_figure(
     for ax, key, what, color in zip(axes, ("N_opt", "D_opt"), ("parameters N_opt", "samples D_opt"), PALETTE):
         f = lambda t, key=key: np.array([allocate(dict(zip(fit.law.params, t)), c, k)[key] for c in grid])
         _solid_dashed(ax, grid, f(fit.values), inside, color, f"{key} (fit)")
-        _band(ax, grid, f, draws, level, color)
+        _band(ax, grid, f, draws, level, color, widen)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training compute C (FLOPs)")
@@ -191,6 +202,8 @@ def curves_figure(
     by_run: bool = False,
     decay: float = 0.999,
     level: float = 0.9,
+    anneal_delay: float | None = None,
+    widen: float = 1.0,
 ) -> plt.Figure:
     """Loss (or error) against samples seen (steps where samples are unknown), with the convergence fit."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -203,7 +216,7 @@ def curves_figure(
             continue
         groups = fit.layout.groups
         g = groups.index(c.run) if by_run and c.run in groups else (groups.index(c.group) if c.group in groups else 0)
-        s1, s2 = annealing_areas(c.lr, decay)
+        s1, s2 = annealing_areas(c.lr, curve_decay(c, decay, anneal_delay))
         # From the first logged step on: before it (warmup) S1 is tiny and the law is not meant to hold.
         steps = np.unique(np.geomspace(c.step[0], len(c.lr), 200).astype(int))
         X = {"S1": s1[steps - 1], "S2": s2[steps - 1], "N": np.full(len(steps), c.params)}
@@ -212,7 +225,7 @@ def curves_figure(
         xs = steps * (x[-1] / c.step[-1]) if use_samples else steps.astype(float)
         limit = c.step[-1] if fitted_until is None else fitted_until * c.step[-1]
         _solid_dashed(ax, xs, fit.predict(X, g), steps <= limit, color, None)
-        _band(ax, xs, lambda t, X=X, g=g: fit.predict(X, g, t), draws, level, color)
+        _band(ax, xs, lambda t, X=X, g=g: fit.predict(X, g, t), draws, level, color, widen)
     ax.set_xscale("log")
     ax.set_xlabel("samples seen" if curves and curves[0].samples is not None else "step")
     ax.set_ylabel("loss")

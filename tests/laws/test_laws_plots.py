@@ -94,6 +94,20 @@ def test_compute_figure_per_recipe_with_fit_band_and_held_out_runs(tmp_path) -> 
     assert len(ax.collections) >= 2 + 2  # scattered runs and one interval band per recipe
     dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
     assert len(dashed) == 2  # extrapolation beyond each recipe's data
+    # with few runs FIT.json's intervals are widened (t / z); the bands drawn from the same draws follow
+    held = tuple(h["run"] for h in report["holdout"])
+    wide = plots.compute_figure(sel, fit, draws, "pareto", held, widen=2.0).axes[0]
+
+    def band_area(axis) -> float:  # the bands' polygons, by the shoelace formula on (log x, y)
+        total = 0.0
+        for c in axis.collections:
+            v = c.get_paths()[0].vertices if c.get_paths() else np.zeros((0, 2))
+            if len(v) > 50:
+                x, y = np.log(v[:, 0]), v[:, 1]
+                total += 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
+        return total
+
+    assert band_area(wide) == pytest.approx(2.0 * band_area(ax), rel=0.1)
 
 
 def test_isoflop_and_allocation_figures_as_pdf_and_svg(tmp_path, chinchilla_table) -> None:
