@@ -101,7 +101,7 @@ MIN_CASE_S = 40.0  # no case starts with less of the budget left
 
 # ---------------------------------------------------------------------------------------------- workers
 def _profile_table(prof, cuda: bool) -> str:
-    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=30, max_name_column_width=70)
 
 
