@@ -1,8 +1,8 @@
 """The training loop for every stage: fetch, forward, backward, clip, step, log, checkpoint.
 
 One code path for one process or N ranks, CPU (gloo) or GPU (NCCL). `build_session` does the setup
-(data streams, DeepSpeed config, run dir, model, optimizer, resume); `_step` runs one optimizer step of
-`grad_accum` micro-batches; `train` is the loop around it that logs and checkpoints.
+(checks, model, optimizer; resume and checkpoints through `checkpointing.CheckpointManager`); `_step` runs
+one optimizer step of `grad_accum` micro-batches; `train` is the loop around it that logs and checkpoints.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ def test_the_four_policies_exist():
 
 @pytest.mark.parametrize("name", POLICIES)
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
-def test_every_policy_parses_with_deepspeeds_config_class(name, precision):
+def test_every_policy_gets_the_run_numbers(name, precision):
+    """The numbers the run config owns are written in (starting each policy for real: test_offload_policies)."""
     cfg = build_ds_config(
         load_policy(name),
         micro_batch=4,

@@ -77,3 +77,25 @@ def test_bad_init_from_writes_nothing_and_the_retry_runs(tmp_path, tiny_mae, tin
 
 def _summary(run: Path) -> dict:
     return json.loads((run / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("policy", ["zero3_bf16.json", "zero2_bf16.json"])
+def test_two_ranks_receive_stage1_weights_read_by_rank_0_only(tmp_path, tiny_mae, tiny_wsp, policy):
+    """Rank 1 never reads init_from: its shards (ZeRO-3) or its replica (ZeRO-2) come from rank 0. One step at
+    lr ~ 0 leaves every encoder weight where stage 1 left it."""
+    import torch
+
+    from scaling.engine.consolidate import consolidate_run
+
+    mae = tmp_path / "mae"
+    run_train(tiny_mae, [f"run_dir={mae}", *FAST, "total_samples=64"])
+    wsp = tmp_path / "wsp"
+    run_train(tiny_wsp, [f"run_dir={wsp}", f"init_from={mae}", "data.train=synthetic", "total_samples=32",
+                         "batch.micro_batch=16", "batch.grad_accum=1", "optim.lr=1e-30", "optim.min_lr=0",
+                         "optim.weight_decay=0", f"deepspeed.config={policy}", "deepspeed.precision=fp32"], ranks=2)
+    stage1, _ = consolidate_run(mae)
+    stage2, _ = consolidate_run(wsp)
+    encoder = {k[len("encoder."):]: v for k, v in stage1.items() if k.startswith("encoder.")}
+    assert set(stage2) - set(encoder) == {"head.weight", "head.bias"}
+    for k, v in encoder.items():
+        assert torch.equal(stage2[k], v), k
