@@ -9,7 +9,7 @@ Each case is one subprocess, in priority order (the time budget cuts from the en
   One case reads real JPEG shards (generated here, written with `scaling data write`) with `data.decode=gpu`.
 - `impl: baseline`: the same step in plain PyTorch (fp32 master weights, bf16 autocast, torch AdamW
   fused=True, SDPA attention, gradient clipping): timm's VisionTransformer (WSP) or our MaskedAutoencoder
-  (MAE; timm has none), timed per step the same way.
+  (MAE; timm has none), on a fixed in-memory batch (no loader), timed per step the same way.
 A micro batch that does not fit (CUDA OOM) is retried with the next one of the case's list. Results go to
 OUT/train_bench.json after every case (a run cut off keeps what it measured); the profile tables (top
 kernels by GPU time) to OUT/train_profiles.txt; run dirs and logs to --work (not OUT: the device tool
@@ -101,7 +101,7 @@ MIN_CASE_S = 40.0  # no case starts with less of the budget left
 
 # ---------------------------------------------------------------------------------------------- workers
 def _profile_table(prof, cuda: bool) -> str:
-    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=30, max_name_column_width=70)
 
 
@@ -421,6 +421,13 @@ def _header(args) -> dict:
     return out
 
 
+def trainer_vs_baseline(rows: list[dict]) -> dict[str, float]:
+    """img/s of `scaling train` over the plain-PyTorch baseline, per case that has both (target: >= 1.1)."""
+    speed = {(r["case"], r["impl"]): r["img_per_s"] for r in rows if r.get("img_per_s")}
+    return {case: speed[(case, "trainer")] / speed[(case, "baseline")]
+            for case, impl in speed if impl == "trainer" and (case, "baseline") in speed}
+
+
 def print_table(rows: list[dict]) -> None:
     print(f"\n{'case':<24}{'impl':<10}{'micro':>6}{'ac':>11}{'img/s':>9}{'TFLOP/s':>9}{'MFU':>7}{'mem GB':>8}")
     for r in rows:
@@ -502,7 +509,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in row.items() if k != "tried" or "img_per_s" not in row}), flush=True)
         # written after every case: a run cut off by its time limit still leaves what it measured
         (out_dir / "train_bench.json").write_text(json.dumps(out, indent=1))
+    out["trainer_vs_baseline"] = trainer_vs_baseline(out["results"])
+    (out_dir / "train_bench.json").write_text(json.dumps(out, indent=1))
     print_table(out["results"])
+    print("trainer / baseline img/s:", {k: round(v, 3) for k, v in out["trainer_vs_baseline"].items()})
     print(f"wall {out['wall_s']:.0f} s; JSON: {out_dir / 'train_bench.json'}")
     return 0
 

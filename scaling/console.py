@@ -24,9 +24,14 @@ KNOWN_LOG_LINES: tuple[tuple[str, str], ...] = (
     ("DeepSpeed", "Setting accelerator to CPU. If you have GPU or other accelerator, we were unable to detect it."),
     ("torch.utils.cpp_extension", "No CUDA runtime is found, using CUDA_HOME="),
 )
-# Lines DeepSpeed print()s on stdout while it builds/loads its CPU communication op.
+# Lines DeepSpeed print()s on stdout: building/loading its CPU communication op, and zero_to_fp32's account of
+# the checkpoint it consolidates (`scaling export`, init_from).
 KNOWN_STDOUT_LINES: tuple[re.Pattern[str], ...] = (
     re.compile(r"^DeepSpeed deepspeed\.ops\.comm\.\w+ built successfully$"),
+    re.compile(r"^Processing zero checkpoint '.*'$"),
+    re.compile(r"^Parsing checkpoint created by deepspeed==\S+$"),
+    re.compile(r"^Detected checkpoint of type zero stage \S+, world_size: \d+$"),
+    re.compile(r"^Reconstructed (Frozen|Trainable) fp32 state dict with \d+ params \d+ elements$"),
 )
 
 
@@ -42,7 +47,7 @@ class _DropMessages(logging.Filter):
         return not record.getMessage().startswith(self.prefixes)
 
 
-class _LineFilter:
+class LineFilter:
     """A text stream that drops whole lines matching KNOWN_STDOUT_LINES and passes everything else on."""
 
     def __init__(self, stream) -> None:
@@ -66,18 +71,22 @@ class _LineFilter:
         return getattr(self._stream, name)
 
 
+def ignore_known_warnings() -> None:
+    for category, message in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 def quiet_known_noise() -> None:
     """Install the filters above in this process (before deepspeed or torch.distributed is imported)."""
     global _installed
     if _installed:
         return
     _installed = True
-    for category, message in KNOWN_WARNINGS:
-        warnings.filterwarnings("ignore", message=message, category=category)
+    ignore_known_warnings()
     by_logger: dict[str, list[str]] = {}
     for name, prefix in KNOWN_LOG_LINES:
         by_logger.setdefault(name, []).append(prefix)
     for name, prefixes in by_logger.items():
         logging.getLogger(name).addFilter(_DropMessages(prefixes))  # the logger object outlives its setup
-    if not isinstance(sys.stdout, _LineFilter):
-        sys.stdout = _LineFilter(sys.stdout)
+    if not isinstance(sys.stdout, LineFilter):
+        sys.stdout = LineFilter(sys.stdout)

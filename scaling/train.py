@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     from scaling.engine.trainer import TrainingDiverged, train
 
     try:
-        with logging_redirect_tqdm():  # a log line during training goes above the progress bar, not into it
+        # a log line during training goes above the progress bar, not into it (DeepSpeed's logger has its own
+        # handler and does not propagate: named too)
+        with logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("DeepSpeed")]):
             summary = train(cfg)
     except ConfigError as e:
         print(f"scaling train: config error: {e}", file=sys.stderr)

@@ -41,5 +41,7 @@ def test_smoke_mode_writes_trainer_and_baseline_rows(tmp_path):
     jpeg_cfg = yaml.safe_load((work / "runs" / "mae_2b_jpeg_cpu_decode_trainer_8" / "config.yaml").read_text())
     assert jpeg_cfg["data"]["train"] == str(work / "jpeg_shards")
     assert (work / "jpeg_shards" / "shards.json").is_file()
+    ratio = rows[("mae_2b", "trainer")]["img_per_s"] / rows[("mae_2b", "baseline")]["img_per_s"]
+    assert data["trainer_vs_baseline"] == {"mae_2b": ratio}
     profiles = (out / "train_profiles.txt").read_text()
     assert profiles.count("== ") == 3 and "Self CPU" in profiles
