@@ -60,7 +60,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--splits", type=int, default=5)
     p.add_argument("--sgd-optimizer", default="sgd", choices=("sgd", "lars"))
     p.add_argument("--epochs", type=int, default=90)
-    p.add_argument("--base-lr", type=float, default=0.1)
+    p.add_argument("--base-lr", type=float, default=None, help="linear_sgd: per 256 samples (lars 0.1, sgd 1.0)")
     p.add_argument("--config", default=None, help="finetune: a run config (configs/finetune/...)")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("overrides", nargs="*", help="finetune: key.sub=value overrides of the run config")

@@ -1,6 +1,8 @@
 """MAE's linear-probe protocol (He et al. 2022, main_linprobe.py) on cached features: BatchNorm without
 affine parameters + a linear layer (trunc-normal std 0.01), trained by SGD with momentum or LARS, weight
-decay 0, lr = base_lr x batch / 256, linear warmup then cosine, a seeded shuffle per epoch."""
+decay 0, lr = base_lr x batch / 256, linear warmup then cosine, a seeded shuffle per epoch.
+Default base_lr: MAE's 0.1 for LARS (whose trust ratio shrinks the steps), 1.0 for plain SGD (measured: 0.1
+leaves the probe 4 points under the L-BFGS solution on the bundled set after 60 epochs; 1.0 is within 1)."""
 
 from __future__ import annotations
 
@@ -45,10 +47,12 @@ class LARS(torch.optim.Optimizer):
 def sgd_probe(
     train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor, classes: list[str],
     *, optimizer: str = "sgd", epochs: int = 90, warmup_epochs: int = 10, batch_size: int = 256,
-    base_lr: float = 0.1, seed: int = 0,
+    base_lr: float | None = None, seed: int = 0,
 ) -> dict[str, object]:
     if optimizer not in ("sgd", "lars"):
         raise ValueError(f"linear_sgd optimizer {optimizer!r}: use sgd or lars.")
+    if base_lr is None:
+        base_lr = 0.1 if optimizer == "lars" else 1.0
     torch.manual_seed(seed)
     dim, n = train_x.shape[1], train_x.shape[0]
     model = nn.Sequential(nn.BatchNorm1d(dim, affine=False, eps=1e-6), nn.Linear(dim, len(classes)))
