@@ -47,6 +47,11 @@ class EvalConfig:
             raise ConfigError(f"eval.center_fraction={self.center_fraction}: must be in (0, 1] (MAE: 0.875).")
 
 
+def _blank(transform: EvalTransform) -> dict[str, Any]:
+    """A one-image batch for the padding forwards of a rank whose range is empty (fewer samples than ranks)."""
+    return {"image": torch.zeros(1, 3, transform.size, transform.size, dtype=torch.uint8), "key": [""]}
+
+
 def forwards_per_rank(num_samples: int, world_size: int, micro_batch: int) -> int:
     """Batches of the largest rank range: the number of forwards every rank runs."""
     return math.ceil(math.ceil(num_samples / world_size) / micro_batch)
@@ -73,7 +78,8 @@ def classification_sums(
     last = None
     for _ in range(forwards_per_rank(data.num_samples, world_size, micro_batch)):
         batch = next(batches, None)
-        images = normalize_images((batch or last)["image"].to(device), dtype=dtype, mean=mean, std=std)
+        images = normalize_images((batch or last or _blank(transform))["image"].to(device), dtype=dtype, mean=mean,
+                                  std=std)
         logits = forward(images).float()
         if batch is None:
             continue  # a padding forward: this rank's range is done
@@ -102,9 +108,9 @@ def mae_sums(
     at, last = lo, None
     for _ in range(forwards_per_rank(data.num_samples, world_size, micro_batch)):
         batch = next(batches, None)
-        b = batch or last
+        b = batch or last or _blank(transform)
         n = len(b["key"])
-        start = at if batch is not None else at - n
+        start = at if batch is not None else max(at - n, 0)
         images = normalize_images(b["image"].to(device), dtype=dtype, mean=mean, std=std)
         loss, _, _ = engine(images, mask_ratio=mask_ratio, seeds=seeds[start : start + n].to(device))
         if batch is None:

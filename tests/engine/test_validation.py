@@ -65,6 +65,25 @@ def test_sums_over_three_ranks_equal_one_pass_with_equal_forward_counts(tmp_path
     assert calls[1:] == [forwards_per_rank(50, 3, 8)] * 3 == [3, 3, 3]  # every rank the same forwards
 
 
+def test_more_ranks_than_samples_still_run_equal_forwards(tmp_path):
+    data = EvalSet(_tree(tmp_path / "val", 1))  # 10 samples on 16 ranks: 6 ranks hold none
+    torch.manual_seed(0)
+    model = create_model("vit_micro_patch4", num_classes=10).eval()
+    calls = []
+    total = torch.zeros(24, dtype=torch.float64)
+    with torch.no_grad():
+        for r in range(16):
+            calls.append(0)
+
+            def forward(x):
+                calls[-1] += 1
+                return model(x)
+
+            total += classification_sums(forward, data, EvalTransform(32), 4, r, 16, torch.device("cpu"),
+                                         torch.float32, MEAN, STD, 10)
+    assert calls == [1] * 16 and total[3] == 10 and total[4 + 10 :].tolist() == [1.0] * 10
+
+
 @pytest.mark.slow  # a real training run: ~60 s of CPU on 2 cores
 def test_validation_during_training_equals_a_separate_eval_pass(tmp_path):
     from scaling.eval.classify import classifier_eval
