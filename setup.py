@@ -36,6 +36,6 @@ setup(
         "pillow",
         "simplejpeg",
     ],
-    extras_require={"dev": ["pytest", "ruff"]},
+    extras_require={"dev": ["pytest", "ruff", "scikit-learn"]},  # scikit-learn: the linear-probe reference test
     entry_points={"console_scripts": ["scaling=scaling.cli:main"]},
 )
