@@ -58,14 +58,14 @@ class EvalTransform:
 class Sample:
     key: str
     image: bytes
-    label: int  # the first label id (single-label evaluation)
+    label: int  # the first label id (single-label evaluation); -1 when read without labels
 
 
 class EvalSet:
     """The samples of `spec` in a fixed order; `read(lo, hi)` yields samples lo..hi-1 (checked)."""
 
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
+    def __init__(self, spec: str, need_labels: bool = True) -> None:
+        self.spec, self.need_labels = spec, need_labels
         self._shards: ShardSet | None = None
         self._records = None
         path = Path(local_path(spec)) if is_local(spec) else None
@@ -73,9 +73,9 @@ class EvalSet:
         listing = path is not None and path.is_file() and path.suffix.lower() in LIST_SUFFIXES
         if tree or listing:
             records, classes = scan(spec)
-            if not classes:
+            if not classes and need_labels:
                 raise ConfigError(f"evaluation data {spec!r} has no labels: give one class per sub-folder.")
-            self._records, self.classes = records, list(classes)
+            self._records, self.classes = records, list(classes or [])
             self.num_samples = len(records)
         else:
             shards = list_shards(spec)
@@ -83,7 +83,7 @@ class EvalSet:
                 raise ConfigError(
                     f"evaluation data {spec!r} has no manifest with per-shard counts (needed to read every "
                     "sample exactly once across ranks): run `scaling data inspect SHARDS --write-manifest`.")
-            if shards.label_field == "none" or not shards.classes:
+            if need_labels and (shards.label_field == "none" or not shards.classes):
                 raise ConfigError(
                     f"evaluation data {spec!r} has no labels or no class list in its manifest: write it with "
                     "`scaling data write SRC OUT --labels FILE` (or from a class-per-folder tree).")
@@ -114,10 +114,10 @@ class EvalSet:
             vocab = {name: i for i, name in enumerate(self.classes)}
             for r in self._records[lo:hi]:
                 with open(r.path, "rb") as f:
-                    yield Sample(r.key, f.read(), vocab[r.labels[0]])
+                    yield Sample(r.key, f.read(), vocab[r.labels[0]] if self.need_labels else -1)
             return
         assert self._shards is not None
-        source = TarSource(self._shards, need_labels=True, retries=1, retry_delay_s=0.5)
+        source = TarSource(self._shards, need_labels=self.need_labels, retries=1, retry_delay_s=0.5)
         skips = SkipCounter(log_every_s=1e9)
         start = 0
         for shard, n in enumerate(self._shards.counts.tolist()):
@@ -129,8 +129,8 @@ class EvalSet:
                             f"evaluation data {self.spec!r}: sample {item.key} of shard "
                             f"{self._shards.urls[shard]!r} is unusable ({item.problem}: {item.detail}); "
                             "evaluation reads every sample exactly once: fix or rewrite the shard.")
-                    label = item.labels[0]
-                    if not 0 <= label < len(self.classes):
+                    label = item.labels[0] if self.need_labels else -1
+                    if self.need_labels and not 0 <= label < len(self.classes):
                         raise ConfigError(
                             f"evaluation data {self.spec!r}: sample {item.key} has label id {label}, outside "
                             f"the manifest's class list of {len(self.classes)} classes; fix the labels or the "

@@ -11,6 +11,11 @@ discards the result.
 
 `classification_sums` is the pass itself, shared with `scaling eval` (scaling/eval/classify.py), so a
 separate evaluation of the same checkpoint gives the same numbers.
+
+kNN monitor (MAE runs, `eval.knn_monitor=DIR` with labelled `DIR/train` and `DIR/val`, e.g. the bundled
+scaling/assets/fashion_mnist): the encoder's cls features of both sets, extracted across ranks (each rank its
+range, then one all-reduce of the zero-padded [N, D] table), and DINO's weighted kNN vote (`knn_scores`, also
+what `scaling eval --protocol knn` runs) give `val/knn_top1`.
 """
 
 from __future__ import annotations
@@ -39,8 +44,15 @@ class EvalConfig:
     micro_batch: int = 0  # per rank; 0: batch.micro_batch
     center_fraction: float = 0.875  # centre crop of the val transform (MAE: resize 256, crop 224)
     interpolation: Literal["bilinear", "bicubic"] = "bicubic"
+    # MAE: a folder with labelled train/ and val/ sets (e.g. scaling/assets/fashion_mnist) for a kNN top-1
+    # monitor of the encoder's features at each validation; "" off.
+    knn_monitor: str = ""
+    knn_k: int = 20
+    knn_temperature: float = 0.07
 
     def __post_init__(self) -> None:
+        if self.knn_k < 1 or self.knn_temperature <= 0:
+            raise ConfigError("eval.knn_k must be >= 1 and eval.knn_temperature > 0 (DINO: 20, 0.07).")
         if self.every < 0 or self.micro_batch < 0:
             raise ConfigError("eval.every (samples) and eval.micro_batch must be >= 0 (0: the defaults).")
         if not 0.0 < self.center_fraction <= 1.0:
@@ -55,6 +67,53 @@ def _blank(transform: EvalTransform) -> dict[str, Any]:
 def forwards_per_rank(num_samples: int, world_size: int, micro_batch: int) -> int:
     """Batches of the largest rank range: the number of forwards every rank runs."""
     return math.ceil(math.ceil(num_samples / world_size) / micro_batch)
+
+
+def knn_scores(
+    train_x: torch.Tensor, train_y: torch.Tensor, query_x: torch.Tensor, num_classes: int,
+    k: int = 20, temperature: float = 0.07, chunk: int = 1024,
+) -> torch.Tensor:
+    """DINO's weighted kNN vote: totals [Nq, C] of exp(cos / T) over each query's k most similar training
+    samples (features L2-normalised here)."""
+    if k < 1 or k > train_x.shape[0]:
+        raise ValueError(f"kNN k={k}: must be in [1, {train_x.shape[0]}] (the training set size).")
+    bank = F.normalize(train_x.float(), dim=1)
+    out = torch.zeros(query_x.shape[0], num_classes)
+    for start in range(0, query_x.shape[0], chunk):
+        q = F.normalize(query_x[start : start + chunk].float(), dim=1)
+        sim, idx = (q @ bank.T).topk(k, dim=1)  # [b, k]
+        out[start : start + chunk].scatter_add_(1, train_y[idx], (sim / temperature).exp())
+    return out
+
+
+def feature_table(
+    encode: Callable[[torch.Tensor], torch.Tensor], data: EvalSet, transform: EvalTransform, micro_batch: int,
+    rank: int, world_size: int, device: torch.device, dtype: torch.dtype, mean: tuple, std: tuple, width: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features float32 [N, width], labels int64 [N]) of the whole set on every rank: each rank encodes its
+    range (the same number of forwards everywhere), then one all-reduce of the zero-padded table."""
+    import torch.distributed as dist
+
+    n = data.num_samples
+    table = torch.zeros(n, width + 1, dtype=torch.float32, device=device)  # last column: the label
+    lo, hi = data.rank_range(rank, world_size)
+    batches = data.batches(transform, micro_batch, lo, hi)
+    at, last = lo, None
+    for _ in range(forwards_per_rank(n, world_size, micro_batch)):
+        batch = next(batches, None)
+        images = normalize_images((batch or last or _blank(transform))["image"].to(device), dtype=dtype, mean=mean,
+                                  std=std)
+        feats = encode(images).float()
+        if batch is None:
+            continue
+        b = len(batch["key"])
+        table[at : at + b, :width] = feats
+        table[at : at + b, width] = batch["label"].to(device).float()
+        last, at = batch, at + b
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(table)
+    table = table.cpu()
+    return table[:, :width], table[:, width].round().long()
 
 
 def classification_sums(
@@ -127,9 +186,17 @@ class Validator:
     def __init__(self, cfg: Any, rank: int, world_size: int, device: torch.device, image_size: int,
                  num_classes: int, global_batch: int, total_steps: int) -> None:
         self.cfg, self.rank, self.world_size, self.device = cfg, rank, world_size, device
-        self.data = EvalSet(cfg.data.val)
+        self.data = EvalSet(cfg.data.val, need_labels=cfg.stage != "mae") if cfg.data.val else None
+        self.knn: tuple[EvalSet, EvalSet] | None = None
+        if cfg.eval.knn_monitor:
+            if cfg.stage != "mae":
+                raise ConfigError("eval.knn_monitor is for stage mae (classifiers report val/top1 instead).")
+            root = cfg.eval.knn_monitor.rstrip("/")
+            self.knn = (EvalSet(f"{root}/train"), EvalSet(f"{root}/val"))
+            if self.knn[0].classes != self.knn[1].classes:
+                raise ConfigError(f"eval.knn_monitor={root!r}: train/ and val/ have different class lists.")
         self.num_classes = num_classes
-        if cfg.stage != "mae" and len(self.data.classes) != num_classes:
+        if self.data is not None and cfg.stage != "mae" and len(self.data.classes) != num_classes:
             raise ConfigError(
                 f"data.val={cfg.data.val!r} has {len(self.data.classes)} classes but the model's head has "
                 f"{num_classes}: validate on a set with the training set's class list.")
@@ -154,16 +221,21 @@ class Validator:
                 cfg.data.mean, cfg.data.std)
         was_training = engine.training
         engine.eval()
+        out: dict[str, float] = {}
         try:
-            if cfg.stage == "mae":
+            if self.knn is not None:
+                out["val/knn_top1"] = self._knn(engine, dtype)
+            if self.data is None:
+                pass
+            elif cfg.stage == "mae":
                 loss_sum, n = all_reduce_sum(mae_sums(engine, *args, cfg.seed, cfg.model.mask_ratio).tolist(),
                                              self.device)
-                out = {"val/loss": loss_sum / n, "val/samples": int(n)}
+                out.update({"val/loss": loss_sum / n, "val/samples": int(n)})
             else:
                 sums = all_reduce_sum(classification_sums(engine, *args, self.num_classes).tolist(), self.device)
                 n, c = sums[3], self.num_classes
-                out = {"val/loss": sums[0] / n, "val/top1": sums[1] / n, "val/top5": sums[2] / n,
-                       "val/samples": int(n)}
+                out.update({"val/loss": sums[0] / n, "val/top1": sums[1] / n, "val/top5": sums[2] / n,
+                            "val/samples": int(n)})
                 self.per_class = {name: (h / k if k else None) for name, h, k in
                                   zip(self.data.classes, sums[4 : 4 + c], sums[4 + c :])}
         finally:
@@ -177,6 +249,15 @@ class Validator:
             write_json(Path(cfg.run_dir) / "val.json", {**out, "per_class": self.per_class})
         return out
 
+    def _knn(self, engine: Any, dtype: torch.dtype) -> float:
+        cfg, enc = self.cfg, engine.module.encoder
+        args = (self.transform, self.micro_batch, self.rank, self.world_size, self.device, dtype, cfg.data.mean,
+                cfg.data.std, enc.spec.width)
+        bank, bank_y = feature_table(lambda x: enc.forward_features(x)[:, 0], self.knn[0], *args)
+        query, query_y = feature_table(lambda x: enc.forward_features(x)[:, 0], self.knn[1], *args)
+        scores = knn_scores(bank, bank_y, query, len(self.knn[0].classes), cfg.eval.knn_k, cfg.eval.knn_temperature)
+        return float((scores.argmax(dim=1) == query_y).double().mean())
+
     def maybe(self, step: int, engine: Any) -> dict[str, float]:
         return self.run(engine) if self.due(step) else {}
 
@@ -188,7 +269,7 @@ class Validator:
 
 def build_validator(cfg: Any, dist: Any, session: Any, total_steps: int) -> Validator | None:
     """A Validator when data.val is set (None otherwise)."""
-    if not cfg.data.val:
+    if not cfg.data.val and not cfg.eval.knn_monitor:
         return None
     num_classes = 0 if cfg.stage == "mae" else (cfg.model.num_classes or session.streams.num_classes)
     return Validator(cfg, dist.rank, dist.world_size, dist.device, session.spec.img_size, num_classes,

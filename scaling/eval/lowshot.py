@@ -54,7 +54,7 @@ def lowshot(
             model = fit_logreg(train_x[picked], train_y[picked], len(classes), best)
             s = summary(model.scores(val_x), val_y, classes)
             runs.append({"seed": seed, "top1": s["top1"], "top5": s["top5"], "weight_decay": best,
-                         "train_keys_index": picked.tolist()})
+                         "train_indices": picked.tolist()})
         top1 = np.array([r["top1"] for r in runs])
         top5 = np.array([r["top5"] for r in runs])
         results[str(k)] = {"top1": float(top1.mean()), "top1_std": float(top1.std()), "top5": float(top5.mean()),

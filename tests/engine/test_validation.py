@@ -11,7 +11,7 @@ import torch
 from train_helpers import REPO, losses, run_train
 
 from scaling.data.eval_set import EvalSet, EvalTransform
-from scaling.engine.validation import classification_sums, forwards_per_rank
+from scaling.engine.validation import classification_sums, feature_table, forwards_per_rank
 from scaling.models import create_model
 
 FMNIST = REPO / "scaling" / "assets" / "fashion_mnist"
@@ -63,6 +63,20 @@ def test_sums_over_three_ranks_equal_one_pass_with_equal_forward_counts(tmp_path
     assert one[3] == three[3] == 50 and one[4 + 10 :].sum() == 50
     assert torch.equal(one[1:], three[1:]) and abs(float(one[0] - three[0])) < 1e-6 * float(one[0])
     assert calls[1:] == [forwards_per_rank(50, 3, 8)] * 3 == [3, 3, 3]  # every rank the same forwards
+
+
+def test_feature_table_of_three_ranks_equals_one(tmp_path):
+    data = EvalSet(_tree(tmp_path / "val", 2))  # 20 samples
+    torch.manual_seed(0)
+    enc = create_model("vit_micro_patch4").eval()
+    args = (EvalTransform(32), 8)
+    rest = (torch.device("cpu"), torch.float32, MEAN, STD, 64)
+    with torch.no_grad():
+        one, y1 = feature_table(lambda x: enc(x), data, *args, 0, 1, *rest)
+        parts = [feature_table(lambda x: enc(x), data, *args, r, 3, *rest) for r in range(3)]
+    # without a process group each rank keeps its own rows (zeros elsewhere): the all-reduce is their sum
+    assert torch.allclose(sum(p[0] for p in parts), one, atol=1e-6)
+    assert torch.equal(sum(p[1] for p in parts), y1) and sorted(y1.tolist()) == sorted(list(range(10)) * 2)
 
 
 def test_more_ranks_than_samples_still_run_equal_forwards(tmp_path):
@@ -123,8 +137,12 @@ def test_two_ranks_equal_one_process_with_validation(tmp_path, stage):
     grad_accum 2: the same losses and the same validation numbers. Run under `flock /tmp/cpu_heavy.lock`."""
     val = _tree(tmp_path / "val", 3)  # 30 samples: 15 per rank, batches of 16 -> partial
     config = str(REPO / "configs" / "tiny" / ("wsp.yaml" if stage == "finetune" else "mae.yaml"))
+    monitor = tmp_path / "monitor"  # MAE: a kNN monitor on a small labelled train/val pair
+    _tree(monitor / "train", 6, skip=3)
+    _tree(monitor / "val", 3)
     common = FT if stage == "finetune" else ["deepspeed.precision=fp32", "total_samples=96", "batch.micro_batch=16",
-                                             "log_every=1", "eval.every=64"]
+                                             "log_every=1", "eval.every=64", f"eval.knn_monitor={monitor}",
+                                             "eval.knn_k=5"]
     common = [*common, f"data.train={FMNIST / 'train'}", f"data.val={val}"]
     one, two = tmp_path / "one", tmp_path / "two"
     run_train(config, [f"run_dir={one}", *common, "batch.grad_accum=2"])
@@ -139,3 +157,7 @@ def test_two_ranks_equal_one_process_with_validation(tmp_path, stage):
     assert va["val/loss"] == pytest.approx(vb["val/loss"], rel=1e-4)
     if stage == "finetune":
         assert va["val/top1"] == vb["val/top1"]
+    else:
+        assert 0 < va["val/knn_top1"] == vb["val/knn_top1"] <= 1
+        assert [r["step"] for r in map(json.loads, (two / "metrics.jsonl").read_text().splitlines())
+                if "val/knn_top1" in r] == [2, 3]
