@@ -89,9 +89,11 @@ def knn_scores(
 def feature_table(
     encode: Callable[[torch.Tensor], torch.Tensor], data: EvalSet, transform: EvalTransform, micro_batch: int,
     rank: int, world_size: int, device: torch.device, dtype: torch.dtype, mean: tuple, std: tuple, width: int,
+    keys: list[str] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(features float32 [N, width], labels int64 [N]) of the whole set on every rank: each rank encodes its
-    range (the same number of forwards everywhere), then one all-reduce of the zero-padded table."""
+    range (the same number of forwards everywhere), then one all-reduce of the zero-padded table. `keys`, when
+    given, receives this rank's sample keys in order."""
     import torch.distributed as dist
 
     n = data.num_samples
@@ -109,6 +111,8 @@ def feature_table(
         b = len(batch["key"])
         table[at : at + b, :width] = feats
         table[at : at + b, width] = batch["label"].to(device).float()
+        if keys is not None:
+            keys.extend(batch["key"])
         last, at = batch, at + b
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(table)

@@ -11,7 +11,7 @@ from scaling.config import ConfigError
 from scaling.data.config import IMAGENET_MEAN, IMAGENET_STD
 from scaling.data.eval_set import EvalSet, EvalTransform
 from scaling.engine.validation import classification_sums
-from scaling.eval.encoder import _safetensors_metadata
+from scaling.eval.encoder import safetensors_metadata
 from scaling.models import create_model
 from scaling.models.weights import WeightsError, load_encoder_weights, read_weights, to_timm_encoder
 
@@ -27,7 +27,7 @@ def classifier_eval(
     if "head.weight" not in sd:
         raise ConfigError(f"--weights {weights}: no classifier head in the file; export the run with "
                           "`scaling export RUN_DIR OUT.safetensors --with-head`.")
-    name = model or _safetensors_metadata(path).get("model", "")
+    name = model or safetensors_metadata(path).get("model", "")
     if not name:
         raise ConfigError(f"--weights {weights}: the file names no model; pass --model NAME.")
     data = EvalSet(val)

@@ -150,7 +150,19 @@ def finetune_protocol(args: argparse.Namespace) -> tuple[dict[str, Any], dict[st
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.protocol in ("linear", "linear_sgd", "knn", "lowshot"):
-        result, entries, encoder = feature_protocol(args)
+        if "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under the launcher
+            from scaling.engine.distributed import setup
+
+            info = setup()
+            args.device = str(info.device)
+            try:
+                result, entries, encoder = feature_protocol(args)
+            finally:
+                from scaling.engine.distributed import teardown
+
+                teardown()
+        else:
+            result, entries, encoder = feature_protocol(args)
         model, run_dir = encoder.name, encoder.run_dir
     elif args.protocol == "finetune":
         result, entries, run_dir = finetune_protocol(args)

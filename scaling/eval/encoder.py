@@ -44,7 +44,7 @@ def _check_name(name: str, where: str) -> str:
     return name
 
 
-def _run_model(run_dir: Path) -> tuple[str, dict[str, int]]:
+def run_model(run_dir: Path) -> tuple[str, dict[str, int]]:
     """(model name, spec overrides) from a run directory's resolved config.yaml."""
     cfg = load_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
     model = cfg.get("model", {}) or {}
@@ -70,13 +70,13 @@ def load_encoder(weights: str, model: str = "", img_size: int = 0) -> Encoder:
         from scaling.engine.consolidate import consolidate_run
 
         sd, marker = consolidate_run(path)
-        name, run_overrides = _run_model(path)
+        name, run_overrides = run_model(path)
         name = model or name or str(marker.get("model", ""))
         overrides = {**run_overrides, **overrides}
         run_dir = path
     elif path.is_file():
         sd = read_weights(path)
-        meta = _safetensors_metadata(path)
+        meta = safetensors_metadata(path)
         name = model or meta.get("model", "")
         source = Path(meta.get("source", "")) if meta.get("source") else None
         run_dir = source if source is not None and (source / "summary.json").is_file() else None
@@ -96,7 +96,7 @@ def load_encoder(weights: str, model: str = "", img_size: int = 0) -> Encoder:
     return Encoder(enc.eval(), name, fingerprint(enc.state_dict()), weights, run_dir)
 
 
-def _safetensors_metadata(path: Path) -> dict[str, str]:
+def safetensors_metadata(path: Path) -> dict[str, str]:
     if path.suffix != ".safetensors":
         return {}
     with open(path, "rb") as f:

@@ -4,7 +4,9 @@ Per sample: the cls token and the mean of the patch tokens of the encoder's last
 The cache file is `CACHE_DIR/<sha256 of (weights fingerprint, data fingerprint, transform, normalisation,
 FORMAT)>.pt`, written to a temporary name and renamed, so a crashed run never leaves a half file; new
 weights (or rewritten shards) change the key and miss the cache.
-Extraction runs in one process (batches on the chosen device); multi-rank extraction is not done here.
+Under the launcher (`deepspeed --num_gpus N --module scaling.eval.cli ...`, a process group initialised) each
+rank encodes its contiguous range of the set and one all-reduce assembles the table on every rank
+(`scaling.engine.validation.feature_table`, the kNN monitor's code); rank 0 writes the cache.
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ def extract(
                         from_cache=True, path=str(path))
     model = encoder.model.to(device).eval()
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        return _extract_ranks(model, data, transform, batch_size, device, dtype, mean, std, limit, path)
     cls, avg, labels, keys = [], [], [], []
     for batch in data.batches(transform, batch_size, 0, min(limit, data.num_samples) if limit else None):
         images = normalize_images(batch["image"].to(device), dtype=torch.float32, mean=mean, std=std)
@@ -93,10 +99,44 @@ def extract(
         labels.append(batch["label"])
         keys.extend(batch["key"])
     feats = Features(torch.cat(cls), torch.cat(avg), torch.cat(labels), keys, list(data.classes), path=str(path))
+    _save(feats, path)
+    return feats
+
+
+def _extract_ranks(model, data: EvalSet, transform: EvalTransform, batch_size: int, device: str, dtype, mean, std,
+                   limit: int, path: Path) -> Features:
+    import torch.distributed as dist
+
+    from scaling.engine.validation import feature_table
+
+    if limit:
+        raise ValueError("--train-samples is not supported across ranks; run it in one process.")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    width = model.spec.width
+
+    def encode(images: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=dtype != torch.float32):
+            tokens = model.forward_features(images)
+        return torch.cat([tokens[:, 0].float(), tokens[:, 1:].float().mean(dim=1)], dim=1)
+
+    mine: list[str] = []
+    table, labels = feature_table(encode, data, transform, batch_size, rank, world, torch.device(device),
+                                  torch.float32, mean, std, 2 * width, keys=mine)
+    gathered: list[list[str] | None] = [None] * world
+    dist.all_gather_object(gathered, mine)
+    keys = [k for part in gathered for k in (part or [])]
+    feats = Features(table[:, :width].contiguous(), table[:, width:].contiguous(), labels, keys, list(data.classes),
+                     path=str(path))
+    if rank == 0:
+        _save(feats, path)
+    dist.barrier()
+    return feats
+
+
+def _save(feats: Features, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"cls": feats.cls, "mean": feats.mean, "labels": feats.labels, "keys": keys,
+    torch.save({"cls": feats.cls, "mean": feats.mean, "labels": feats.labels, "keys": feats.keys,
                 "classes": feats.classes}, tmp)
     os.replace(tmp, path)
-    log.info("features of %d samples cached at %s", len(keys), path)
-    return feats
+    log.info("features of %d samples cached at %s", len(feats.keys), path)

@@ -22,13 +22,13 @@ def _weights_model(weights: str) -> tuple[str, str, Path | None]:
         return "", weights.split(":")[1], None
     path = Path(weights)
     if path.is_dir():
-        from scaling.eval.encoder import _run_model
+        from scaling.eval.encoder import run_model
 
-        return weights, _run_model(path)[0], path
+        return weights, run_model(path)[0], path
     if path.is_file():
-        from scaling.eval.encoder import _safetensors_metadata
+        from scaling.eval.encoder import safetensors_metadata
 
-        meta = _safetensors_metadata(path)
+        meta = safetensors_metadata(path)
         source = Path(meta["source"]) if meta.get("source") else None
         run_dir = source if source is not None and (source / "summary.json").is_file() else None
         return weights, meta.get("model", ""), run_dir

@@ -45,3 +45,27 @@ def test_finetune_protocol_fills_eval_json_and_the_summary(tmp_path):
     assert summary["eval"] == {"finetune_top1": result["top1"], "finetune_top5": result["top5"]}
     ft = json.loads((tmp_path / "ft" / "summary.json").read_text())
     assert ft["stage"] == "finetune" and ft["eval"]["finetune_top1"] == result["top1"]
+
+
+def test_features_across_two_ranks_equal_one_process(tmp_path):
+    """`deepspeed --num_gpus 2 --module scaling.eval.cli ...`: each rank encodes half the set; the cached table
+    and the kNN result equal a one-process run's."""
+    train, val = _tree(tmp_path / "train", 8), _tree(tmp_path / "val", 3, skip=8)
+    common = ["--weights", "random:vit_micro_patch4", "--protocol", "knn", "--train", train, "--val", val,
+              "--k", "5", "--batch-size", "16"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("RANK", None)
+    one = subprocess.run([sys.executable, "-m", "scaling.eval.cli", *common, "--out", str(tmp_path / "one.json"),
+                          "--cache-dir", str(tmp_path / "c1")], cwd=REPO, capture_output=True, text=True, env=env)
+    assert one.returncode == 0, one.stderr[-3000:]
+    launcher = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", "29731",
+                "--module", "scaling.eval.cli"]
+    two = subprocess.run([*launcher, *common, "--out", str(tmp_path / "two.json"), "--cache-dir", str(tmp_path / "c2")],
+                         cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = json.loads((tmp_path / "one.json").read_text()), json.loads((tmp_path / "two.json").read_text())
+    assert a["top1"] == b["top1"] and a["per_class"] == b["per_class"]
+    fa = torch.load(a["settings"]["feature_files"][1], weights_only=True)
+    fb = torch.load(b["settings"]["feature_files"][1], weights_only=True)
+    assert fa["keys"] == fb["keys"] and torch.allclose(fa["cls"], fb["cls"], atol=1e-5)
+    assert torch.allclose(fa["mean"], fb["mean"], atol=1e-5) and torch.equal(fa["labels"], fb["labels"])
