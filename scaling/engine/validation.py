@@ -266,9 +266,11 @@ class Validator:
         return self.run(engine) if self.due(step) else {}
 
     def summary_eval(self) -> dict[str, float]:
-        """summary.json["eval"] entries of the last validation (finetune_* for fine-tune runs, else val_*)."""
+        """summary.json["eval"] entries of the last validation: accuracies only (the contract: values in [0, 1];
+        losses stay in metrics.jsonl and val.json). finetune_* for fine-tune runs, else val_*."""
         prefix = "finetune" if self.cfg.stage == "finetune" else "val"
-        return {f"{prefix}_{k.split('/')[1]}": v for k, v in self.last.items() if k != "val/samples"}
+        return {f"{prefix}_{k.split('/')[1]}": v for k, v in self.last.items()
+                if k in ("val/top1", "val/top5", "val/knn_top1")}
 
 
 def build_validator(cfg: Any, dist: Any, session: Any, total_steps: int) -> Validator | None:

@@ -50,7 +50,7 @@ def finetune(weights: str, train: str, val: str, config: str | None, overrides: 
     val_file = Path(cfg.run_dir) / "val.json"
     detail = json.loads(val_file.read_text()) if val_file.is_file() else {}
     result = {"model": cfg.model.name, "top1": summary["eval"].get("finetune_top1"),
-              "top5": summary["eval"].get("finetune_top5"), "loss": summary["eval"].get("finetune_loss"),
+              "top5": summary["eval"].get("finetune_top5"), "loss": detail.get("val/loss"),
               "per_class": detail.get("per_class", {}), "seeds": [cfg.seed], "finetune_run": cfg.run_dir,
               "settings": {"config": config, "overrides": [*base, *overrides], "total_samples": cfg.total_samples,
                            "layer_decay": cfg.optim.layer_decay, "drop_path": cfg.model.drop_path,
