@@ -121,6 +121,15 @@ def test_validation_during_training_equals_a_separate_eval_pass(tmp_path):
     assert again["top1"] == last["val/top1"] and again["top5"] == last["val/top5"]
     assert again["loss"] == pytest.approx(last["val/loss"], rel=1e-5)
     assert again["per_class"] == json.loads((run / "val.json").read_text())["per_class"]
+    # The run directory itself as --weights: its encoder is consolidated, and its summary gains knn_*.
+    from scaling.eval import cli
+
+    assert cli.main(["--weights", str(run), "--protocol", "knn", "--train", _tree(tmp_path / "bank", 4, skip=5),
+                     "--val", val, "--out", str(tmp_path / "knn.json"), "--k", "5",
+                     "--cache-dir", str(tmp_path / "cache")]) == 0
+    knn = json.loads((tmp_path / "knn.json").read_text())
+    assert json.loads((run / "summary.json").read_text())["eval"] == {
+        "val_top1": last["val/top1"], "val_top5": last["val/top5"], "knn_top1": knn["top1"], "knn_top5": knn["top5"]}
 
 
 FT = ["stage=finetune", "deepspeed.precision=fp32", "total_samples=96", "batch.micro_batch=16", "log_every=1",

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import VAL
+from eval_helpers import VAL, class_tree
 
 from scaling.config import ConfigError
 from scaling.data.eval_set import EvalSet, EvalTransform
@@ -18,19 +17,6 @@ from scaling.eval.features import extract
 from scaling.eval.lowshot import lowshot
 from scaling.models import VisionTransformer, create_model
 from scaling.models.weights import WeightsError, save_safetensors
-
-
-def _tree(root: Path, per_class: int, skip: int = 0) -> str:
-    """A class-per-folder tree of `per_class` JPEGs per class from the bundled val shard (after `skip`)."""
-    seen: dict[str, int] = {}
-    data = EvalSet(VAL)
-    for s in data.read():
-        name = data.classes[s.label]
-        seen[name] = seen.get(name, 0) + 1
-        if skip < seen[name] <= skip + per_class:
-            (root / name).mkdir(parents=True, exist_ok=True)
-            (root / name / f"{s.key}.jpg").write_bytes(s.image)
-    return str(root)
 
 
 def _no_forward(monkeypatch):
@@ -66,7 +52,7 @@ def test_features_are_reused_then_invalidated_when_the_weights_change(tmp_path, 
 
 
 def test_cli_knn_writes_eval_json_and_the_runs_summary(tmp_path):
-    train, val = _tree(tmp_path / "train", 12), _tree(tmp_path / "val", 6, skip=12)
+    train, val = class_tree(tmp_path / "train", 12), class_tree(tmp_path / "val", 6, skip=12)
     run = tmp_path / "run"
     run.mkdir()
     (run / "summary.json").write_text(json.dumps({"run": "run", "eval": {"old_metric": 0.5}}))
@@ -89,7 +75,7 @@ def test_cli_knn_writes_eval_json_and_the_runs_summary(tmp_path):
 
 
 def test_val_overlapping_train_is_refused(tmp_path, capsys):
-    tree = _tree(tmp_path / "t", 3)
+    tree = class_tree(tmp_path / "t", 3)
     argv = ["--weights", "random:vit_micro_patch4", "--protocol", "knn", "--train", tree, "--val", tree,
             "--out", str(tmp_path / "o.json"), "--cache-dir", str(tmp_path / "c"), "--k", "3"]
     assert cli.main(argv) == 2
@@ -110,7 +96,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
 
 def test_labels_outside_the_class_list_are_refused(tmp_path):
     out = tmp_path / "shards"
-    write_shards(_tree(tmp_path / "t", 2), str(out), WriteOptions(workers=1), progress=False)
+    write_shards(class_tree(tmp_path / "t", 2), str(out), WriteOptions(workers=1), progress=False)
     manifest = json.loads((out / "shards.json").read_text())
     manifest["classes"] = manifest["classes"][:5]  # ids 5..9 now lie outside the list
     (out / "shards.json").write_text(json.dumps(manifest))

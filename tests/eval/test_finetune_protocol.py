@@ -10,8 +10,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, TRAIN
-from test_cli_cache_errors import _tree
+from eval_helpers import REPO, TRAIN, class_tree
 
 from scaling.models import create_model
 from scaling.models.weights import save_safetensors
@@ -27,7 +26,7 @@ def test_finetune_protocol_fills_eval_json_and_the_summary(tmp_path):
     weights = tmp_path / "enc.safetensors"
     save_safetensors(create_model("vit_micro_patch4").state_dict(), weights,
                      {"model": "vit_micro_patch4", "source": str(run)})
-    val = _tree(tmp_path / "val", 4)
+    val = class_tree(tmp_path / "val", 4)
     out = tmp_path / "ft.json"
     cmd = [sys.executable, "-m", "scaling.eval.cli", "--weights", str(weights), "--protocol", "finetune",
            "--config", str(REPO / "configs" / "tiny" / "wsp.yaml"), "--train", TRAIN, "--val", val,
@@ -50,7 +49,7 @@ def test_finetune_protocol_fills_eval_json_and_the_summary(tmp_path):
 def test_features_across_two_ranks_equal_one_process(tmp_path):
     """`deepspeed --num_gpus 2 --module scaling.eval.cli ...`: each rank encodes half the set; the cached table
     and the kNN result equal a one-process run's."""
-    train, val = _tree(tmp_path / "train", 8), _tree(tmp_path / "val", 3, skip=8)
+    train, val = class_tree(tmp_path / "train", 8), class_tree(tmp_path / "val", 3, skip=8)
     common = ["--weights", "random:vit_micro_patch4", "--protocol", "knn", "--train", train, "--val", val,
               "--k", "5", "--batch-size", "16"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TRAIN, TRAIN_SAMPLES, VAL
+from eval_helpers import TRAIN, TRAIN_SAMPLES, VAL
 
 from scaling.data.eval_set import EvalSet, EvalTransform
 from scaling.eval import probe
