@@ -169,3 +169,20 @@ def test_two_ranks_equal_one_process_with_validation(tmp_path, stage):
         assert 0 < va["val/knn_top1"] == vb["val/knn_top1"] <= 1
         assert [r["step"] for r in map(json.loads, (two / "metrics.jsonl").read_text().splitlines())
                 if "val/knn_top1" in r] == [2, 3]
+
+
+def test_validator_refuses_a_val_set_that_does_not_fit_the_run():
+    from scaling.config import ConfigError
+    from scaling.engine.config import load_config
+    from scaling.engine.validation import Validator
+
+    val = str(FMNIST / "val")
+    wsp = load_config(str(REPO / "configs" / "tiny" / "wsp.yaml"), [f"data.val={val}"])
+    with pytest.raises(ConfigError, match="has 10 classes but the model's head has 7"):
+        Validator(wsp, 0, 1, torch.device("cpu"), 32, 7, 64, 4)
+    knn = load_config(str(REPO / "configs" / "tiny" / "wsp.yaml"), [f"eval.knn_monitor={FMNIST}"])
+    with pytest.raises(ConfigError, match="knn_monitor is for stage mae"):
+        Validator(knn, 0, 1, torch.device("cpu"), 32, 10, 64, 4)
+    mae = load_config(str(REPO / "configs" / "tiny" / "mae.yaml"), [f"eval.knn_monitor={FMNIST}", "eval.every=128"])
+    v = Validator(mae, 0, 1, torch.device("cpu"), 32, 0, 64, 4)
+    assert v.data is None and [v.due(s) for s in (1, 2, 3, 4)] == [False, True, False, True]
