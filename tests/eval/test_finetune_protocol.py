@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -16,6 +17,12 @@ from scaling.models import create_model
 from scaling.models.weights import save_safetensors
 
 pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_finetune_protocol_fills_eval_json_and_the_summary(tmp_path):
@@ -57,8 +64,8 @@ def test_features_across_two_ranks_equal_one_process(tmp_path):
     one = subprocess.run([sys.executable, "-m", "scaling.eval.cli", *common, "--out", str(tmp_path / "one.json"),
                           "--cache-dir", str(tmp_path / "c1")], cwd=REPO, capture_output=True, text=True, env=env)
     assert one.returncode == 0, one.stderr[-3000:]
-    launcher = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", "29731",
-                "--module", "scaling.eval.cli"]
+    launcher = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2",
+                "--master_port", str(_free_port()), "--module", "scaling.eval.cli"]
     two = subprocess.run([*launcher, *common, "--out", str(tmp_path / "two.json"), "--cache-dir", str(tmp_path / "c2")],
                          cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
     assert two.returncode == 0, two.stderr[-3000:]
