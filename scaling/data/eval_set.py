@@ -69,6 +69,9 @@ class EvalSet:
         self._shards: ShardSet | None = None
         self._records = None
         path = Path(local_path(spec)) if is_local(spec) else None
+        if path is not None and not any(c in spec for c in "{:") and not path.exists():
+            raise ConfigError(f"evaluation data {spec!r} does not exist: give shards with a manifest, a shards.json, "
+                              "or an image folder tree (one class per sub-folder).")
         tree = path is not None and path.is_dir() and not (path / MANIFEST).is_file() and not any(path.glob("*.tar"))
         listing = path is not None and path.is_file() and path.suffix.lower() in LIST_SUFFIXES
         if tree or listing:

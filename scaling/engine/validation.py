@@ -254,11 +254,16 @@ class Validator:
         return out
 
     def _knn(self, engine: Any, dtype: torch.dtype) -> float:
+        import deepspeed
+
         cfg, enc = self.cfg, engine.module.encoder
         args = (self.transform, self.micro_batch, self.rank, self.world_size, self.device, dtype, cfg.data.mean,
                 cfg.data.std, enc.spec.width)
-        bank, bank_y = feature_table(lambda x: enc.forward_features(x)[:, 0], self.knn[0], *args)
-        query, query_y = feature_table(lambda x: enc.forward_features(x)[:, 0], self.knn[1], *args)
+        # The encoder is called below its root module, so ZeRO-3's hooks gather only its children's parameters:
+        # gather its own (cls_token, pos_embed) for the pass, on every rank (a collective; no-op unsharded).
+        with deepspeed.zero.GatheredParameters(list(enc.parameters(recurse=False))):
+            bank, bank_y = feature_table(lambda x: enc.forward_features(x)[:, 0], self.knn[0], *args)
+            query, query_y = feature_table(lambda x: enc.forward_features(x)[:, 0], self.knn[1], *args)
         scores = knn_scores(bank, bank_y, query, len(self.knn[0].classes), cfg.eval.knn_k, cfg.eval.knn_temperature)
         return float((scores.argmax(dim=1) == query_y).double().mean())
 
