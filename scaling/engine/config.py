@@ -13,7 +13,9 @@ from typing import Literal
 
 from scaling.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from scaling.data import DataConfig
+from scaling.data.augment import AugmentConfig
 from scaling.engine.distributed import DistConfig
+from scaling.engine.validation import EvalConfig
 from scaling.models import MODELS
 from scaling.models.attention import POLICIES
 
@@ -43,6 +45,10 @@ class ModelConfig:
     # none | blocks: torch.compile each transformer block's forward (torchtitan's regional compile: one
     # compile serves every block of a width, module hooks and state-dict names unchanged).
     compile: Literal["none", "blocks"] = "none"
+    # Fine-tuning (MAE's recipe): stochastic depth of the last block (0.1 for B, 0.2 for L/H), and the pooling
+    # of the classifier: `token` (cls token, WSP) or `avg` (mean of patch tokens + fc_norm, MAE fine-tuning).
+    drop_path: float = 0.0
+    global_pool: Literal["token", "avg"] = "token"
 
     def __post_init__(self) -> None:
         if self.name not in MODELS:
@@ -61,6 +67,8 @@ class ModelConfig:
                              f"got {self.activation_checkpointing_every}.")
         if self.compile not in ("none", "blocks"):
             raise ValueError(f"model.compile must be none or blocks, got {self.compile!r}.")
+        if not 0.0 <= self.drop_path < 1.0:
+            raise ValueError(f"model.drop_path must be in [0, 1) (MAE fine-tuning: 0.1 to 0.3), got {self.drop_path}.")
 
     def spec_overrides(self) -> dict[str, int]:
         keys = ("img_size", "decoder_width", "decoder_depth", "decoder_heads")
@@ -163,6 +171,8 @@ class TrainConfig:
     batch: BatchConfig = field(default_factory=BatchConfig)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
     dist: DistConfig = field(default_factory=DistConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)  # validation on data.val during training
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # finetune: RandAugment, mixup, erasing
 
     def __post_init__(self) -> None:
         if self.init_from_flops < 0:
@@ -188,6 +198,8 @@ class TrainConfig:
                 f"model.num_classes={self.model.num_classes} != data.num_classes="
                 f"{self.data.num_classes}: the head must match the targets; set one of them."
             )
+        if self.stage != "finetune" and AugmentConfig() != self.augment:
+            raise ValueError(f"augment.* applies to stage finetune only (this run is stage {self.stage}).")
 
     def _check_allow_changes(self) -> None:
         import difflib

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from scaling.engine.distributed import broadcast_object
+from scaling.models.vit import fit_encoder_to_pool
 from scaling.models.weights import WeightsError, check_fit, fit_pos_embed, read_weights, to_timm_encoder
 
 
@@ -153,7 +154,7 @@ def load_stage1_encoder(model: nn.Module, source: str, rank: int) -> None:
     sd, error = None, None
     if rank == 0:
         try:
-            sd = read_stage1_encoder(source)
+            sd = fit_encoder_to_pool(model, read_stage1_encoder(source))
         except WeightsError as e:
             error = str(e)
     error = broadcast_object(error, rank)

@@ -30,6 +30,7 @@ import torch
 
 from scaling.config import ConfigError
 from scaling.data import normalize_images
+from scaling.data.augment import augment_batch, batch_seed
 from scaling.data.skips import KINDS
 from scaling.engine.checkpointing import CheckpointManager, check_on_rank0, summary_flops
 from scaling.engine.config import TrainConfig
@@ -47,6 +48,7 @@ from scaling.engine.parallelize import (
 from scaling.engine.run_dir import write_json
 from scaling.engine.schedule import lr_at, peak_lr
 from scaling.engine.streams import MicroBatchStreams
+from scaling.engine.validation import build_validator
 from scaling.flops import device_kind, encoder_params, mfu, stage_flops
 from scaling.kernels import sample_seeds
 from scaling.models import ViTSpec, get_spec, set_kernels, soft_target_cross_entropy
@@ -163,6 +165,11 @@ def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
 
 def _loss(s: Session, batch: dict[str, Any], stream: int, index: int) -> torch.Tensor:
     cfg, device = s.cfg, s.dist.device
+    if cfg.stage == "finetune":  # RandAugment/erasing/mixup, generators seeded per (seed, stream, index)
+        images, targets = augment_batch(cfg.augment, batch["image"], batch["target"], device=device,
+                                        seed=batch_seed(cfg.seed, stream, index), mean=cfg.data.mean,
+                                        std=cfg.data.std, dtype=PRECISION_DTYPES[cfg.deepspeed.precision])
+        return soft_target_cross_entropy(s.engine(images), targets)
     images = normalize_images(batch["image"].to(device, non_blocking=True),
                               dtype=PRECISION_DTYPES[cfg.deepspeed.precision], mean=cfg.data.mean, std=cfg.data.std)
     if cfg.stage == "mae":
@@ -279,6 +286,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     dist = setup(cfg.dist.timeout_minutes)
     s = build_session(cfg, dist)
     total_steps = math.ceil(cfg.total_samples / s.global_batch)
+    validator = build_validator(cfg, dist, s, total_steps)  # None without data.val
     every = max(cfg.checkpoint_every // s.global_batch, 1) if cfg.checkpoint_every else 0
     logger = MetricsLogger(s.run_dir, dist.is_main, total_steps, s.state.step, f"{cfg.stage} {cfg.model.name}")
     preempt, loss, stop = PreemptionFlag(), float("nan"), 0.0
@@ -299,9 +307,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             else:
                 _count_skip(s, math.isfinite(loss_total))
             logger.advance()
-            if s.state.step % cfg.log_every == 0 or s.state.step == total_steps:
-                steps, seconds = clock.window(s.state.step)
-                logger.log(_record(s, loss, steps, seconds, clock.elapsed(), _data_counts(s, data)))
+            steps, seconds = clock.window(s.state.step)  # taken before validation: its time is not throughput
+            val = validator.maybe(s.state.step, s.engine) if validator else {}  # every rank
+            if val or s.state.step % cfg.log_every == 0 or s.state.step == total_steps:
+                logger.log({**_record(s, loss, steps, seconds, clock.elapsed(), _data_counts(s, data)), **val})
                 clock.restart_window(s.state.step)
             if stop:
                 _save(s, clock)
@@ -318,7 +327,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                **summary_flops(s.flops_per_sample * s.state.samples_seen, cfg.init_from, s.init_from_flops),
                "loss": loss, "steps": s.state.step,
                "skipped_steps": s.state.skipped_steps, "world_size": dist.world_size,
-               "preempted": bool(stop) and s.state.step < total_steps, "eval": {}}
+               "preempted": bool(stop) and s.state.step < total_steps,
+               "eval": validator.summary_eval() if validator else {}}
     if dist.is_main:
         write_json(s.run_dir / "summary.json", summary)
     teardown(s.engine)

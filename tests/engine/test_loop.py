@@ -50,7 +50,7 @@ def test_config_yaml_time_and_throughput_window(tmp_path: Path, tiny_mae: str) -
     run_train(tiny_mae, [*common, "total_samples=128"], faults="sleep@3:0")
     saved = load_config(run / "config.yaml")
     assert saved.batch.grad_accum == 0 and saved.batch.resolve(2) == (32, 1)
-    run_train(tiny_mae, [*common, "total_samples=256", "resume=auto"])
+    run_train(tiny_mae, [*common, "total_samples=256", "resume=auto", "allow_changes=total_samples"])
     rows = read_metrics(run / "metrics.jsonl")
     assert [r["step"] for r in rows] == [2, 4, 6, 8]
     times = [r["time"] for r in rows]

@@ -1,0 +1,3 @@
+"""Fixtures of the evaluation tests."""
+
+from eval_helpers import micro_features  # noqa: F401 - the session fixture
