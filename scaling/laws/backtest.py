@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scaling.laws.bootstrap import Bootstrap, interval
+from scaling.laws.bootstrap import Bootstrap, interval, log_residuals
 from scaling.laws.problem import Fit, FitData
 from scaling.laws.table import DataError
 
@@ -65,31 +65,37 @@ def holdout_rows(
     x: np.ndarray,
     level: float,
     last_only: bool = False,
+    train: FitData | None = None,
 ) -> list[dict]:
-    """[{run, x, actual, predicted, lo, hi}] for held-out points (or each run's last one), in fit space."""
+    """[{run, x, actual, predicted, lo, hi, ci_lo, ci_hi}] for held-out points (or each run's last one), in
+    fit space. [lo, hi] is the prediction interval: where a new run's observation should fall, so it adds
+    the observation noise (the fit's log residuals on `train`, resampled once per bootstrap draw) to the
+    spread of the mean curve, which is [ci_lo, ci_hi]. A held-out run is an observation, not a mean: only
+    the prediction interval should contain it `level` of the time."""
     rows = []
+    rng = np.random.default_rng(0)  # fixed: the same fit gives the same intervals
+    noise = {}
+    if boot is not None and train is not None:
+        noise = {g: log_residuals(fit, train, g) for g in range(len(fit.layout.groups)) if (train.group == g).any()}
     for i in range(len(held.y)):
         if last_only and i + 1 < len(held.y) and held.run[i + 1] == held.run[i]:
             continue
         X = {k: v[i : i + 1] for k, v in held.X.items()}
         g = int(held.group[i])
         predicted = float(fit.predict(X, g)[0])
-        draws = (
-            np.array([fit.predict(X, g, t)[0] if np.all(np.isfinite(t)) else np.nan for t in boot.samples])
-            if boot is not None
-            else np.array([])
-        )
-        iv = interval(predicted, draws, level)
-        rows.append(
-            {
-                "run": str(held.run[i]),
-                "x": float(x[i]),
-                "actual": float(held.y[i]),
-                "predicted": predicted,
-                "lo": iv["lo"],
-                "hi": iv["hi"],
-            }
-        )
+        row = {"run": str(held.run[i]), "x": float(x[i]), "actual": float(held.y[i]), "predicted": predicted}
+        if boot is None:
+            rows.append({**row, "lo": float("nan"), "hi": float("nan"), "ci_lo": float("nan"), "ci_hi": float("nan")})
+            continue
+        mean = np.array([fit.predict(X, g, t)[0] if np.all(np.isfinite(t)) else np.nan for t in boot.samples])
+        expand = boot.factor(fit.layout.index[g])
+        ci = interval(predicted, mean, level, expand)
+        if g in noise and len(noise[g]):
+            obs = mean * np.exp(rng.choice(noise[g], len(mean)))
+            pi = interval(predicted, obs, level, expand)
+        else:
+            pi = ci
+        rows.append({**row, "lo": pi["lo"], "hi": pi["hi"], "ci_lo": ci["lo"], "ci_hi": ci["hi"]})
     return rows
 
 
@@ -99,10 +105,12 @@ def summarise(rows: list[dict]) -> dict[str, float]:
         return {}
     rel = np.array([(r["predicted"] - r["actual"]) / r["actual"] for r in rows])
     inside = [r["lo"] <= r["actual"] <= r["hi"] for r in rows if np.isfinite(r["lo"])]
+    inside_mean = [r["ci_lo"] <= r["actual"] <= r["ci_hi"] for r in rows if np.isfinite(r.get("ci_lo", np.nan))]
     return {
         "n": len(rows),
         "median_abs_rel_error": float(np.median(np.abs(rel))),
         "max_abs_rel_error": float(np.max(np.abs(rel))),
-        "inside_interval": int(sum(inside)),
+        "inside_interval": int(sum(inside)),  # of the prediction interval [lo, hi]
         "with_interval": len(inside),
+        "inside_mean_interval": int(sum(inside_mean)),  # of the mean curve's [ci_lo, ci_hi], for contrast
     }

@@ -21,6 +21,7 @@ from scaling.laws.backtest import parse_holdout
 from scaling.laws.convergence import DECAY, read_run_curves, table_curves
 from scaling.laws.frontier import FRONTIERS
 from scaling.laws.laws import LAWS, get_law
+from scaling.laws.results import ACCURACY_NAMES, ERROR_NAMES, LOSS_NAMES
 from scaling.laws.table import DataError, Table, read_table, sha256_of, write_table
 
 MULTI_COMMAND = True
@@ -50,6 +51,27 @@ _PLOT_EXAMPLE = """examples:
   scaling plot runs/* --kind curves --fit curves_fit.json --out curves.png"""
 
 
+_Y_KIND_HELP = (
+    "accuracy (fitted as 1 - value), error or loss (fitted as they are); inferred only from these exact "
+    "names, else required: accuracy: "
+    + ", ".join(sorted(ACCURACY_NAMES))
+    + ", lowshot{K}_top1/5; error: "
+    + ", ".join(sorted(ERROR_NAMES))
+    + "; loss: "
+    + ", ".join(sorted(LOSS_NAMES))
+)
+
+
+def _compute_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--compute",
+        default="total_flops",
+        choices=["total_flops", "flops"],
+        help="the compute axis when --x is not given: total_flops (default; this stage plus its init_from "
+        "chain, so MAE->WSP counts the MAE pre-pretraining) or flops (this stage only)",
+    )
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",")]
@@ -71,6 +93,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("run_dirs", nargs="+", help="run directories (with summary.json / metrics.jsonl)")
         p.add_argument("--out", required=True, help="CSV to write")
         p.add_argument("--skip-incomplete", action="store_true", help="leave out runs without summary.json")
+        p.add_argument(
+            "--compute",
+            default="total_flops",
+            choices=["total_flops", "flops"],
+            help="total_flops (default): refuse runs whose stage-1 compute is unknown; flops: allow them "
+            "(their total_flops cell is left empty)",
+        )
         return p
     if command == "fit":
         p = argparse.ArgumentParser(
@@ -84,19 +113,31 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--law", required=True, choices=sorted(LAWS))
         p.add_argument(
             "--x",
-            help="input column(s), comma-separated, one per law input (default: flops; params,samples for chinchilla)",
+            help="input column(s), comma-separated, one per law input (default: the --compute column; "
+            "params,samples for chinchilla)",
         )
+        _compute_arg(p)
         p.add_argument(
             "--y",
             default=None,
             help="metric or column to fit (default: loss); accuracies are fitted as error rates 1 - acc",
         )
+        p.add_argument("--y-kind", choices=["accuracy", "error", "loss"], help=_Y_KIND_HELP)
         p.add_argument("--where", action="append", default=[], help="row filter COLUMN=VALUE[,VALUE]; repeatable")
-        p.add_argument("--group-by", help="fit one curve per value of this column (e.g. recipe, or run)")
+        p.add_argument(
+            "--group-by",
+            help="fit one curve per value of these columns, comma-separated (e.g. recipe, task,model, or run)",
+        )
         p.add_argument("--share", default="", help="parameters shared across groups, e.g. b or alpha,beta")
         p.add_argument("--frontier", default="none", choices=FRONTIERS)
         p.add_argument("--bins-per-decade", type=float, default=4.0, help="for --frontier binned")
         p.add_argument("--holdout", help="'largest' or K: fit without the K largest runs, report them")
+        p.add_argument(
+            "--holdout-where",
+            action="append",
+            default=[],
+            help="COLUMN=VALUE (e.g. split=test): hold out the rows it matches, whatever their x; repeatable",
+        )
         p.add_argument("--fit-fraction", type=float, help="curves: fit the first fraction of each, predict its end")
         p.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits (0: no intervals)")
         p.add_argument("--level", type=float, default=0.9, help="interval coverage (default 0.9)")
@@ -126,7 +167,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--kind", default="compute", choices=["compute", "isoflop", "allocation", "curves"])
     p.add_argument("--fit", help="FIT.json from `scaling fit`; its x, y, filters and frontier are the defaults")
     p.add_argument("--x")
+    _compute_arg(p)
     p.add_argument("--y")
+    p.add_argument("--y-kind", choices=["accuracy", "error", "loss"], help=_Y_KIND_HELP)
     p.add_argument("--where", action="append", default=None)
     p.add_argument("--group-by")
     p.add_argument("--frontier", choices=FRONTIERS)
@@ -147,37 +190,70 @@ def _input_files(inputs: list[str]) -> list[Path]:
     return files
 
 
-def _load_table(inputs: list[str], skip_incomplete: bool = False) -> Table:
+def _load_table(inputs: list[str], skip_incomplete: bool = False, compute: str = "total_flops") -> Table:
     from scaling.laws.results import collect
 
     if len(inputs) == 1 and Path(inputs[0]).is_file():
         return read_table(inputs[0])
     if any(Path(i).is_file() for i in inputs):
         raise DataError("give one CSV, or run directories; not several files")
-    rows = collect(inputs, skip_incomplete)
+    rows = collect(inputs, skip_incomplete, compute)
     cols = {k: [str(r.get(k, "")) for r in rows] for k in dict.fromkeys(k for r in rows for k in r)}
     return Table(cols, np.arange(1, len(rows) + 1), "collected runs (row numbers count from 1)")
 
 
-def _load_curves(inputs: list[str], y: str | None, where: list[str] | None = None):
+def _load_curves(inputs: list[str], y: str | None, where: list[str] | None = None, y_kind: str | None = None):
     from scaling.laws.results import apply_where
 
     if len(inputs) == 1 and Path(inputs[0]).is_file():
-        return table_curves(apply_where(read_table(inputs[0]), where or []), y or "loss")
+        return table_curves(apply_where(read_table(inputs[0]), where or []), y or "loss", y_kind)
     if where:
         raise DataError("--where filters a curves CSV; with run directories, pass only the runs you want")
     return read_run_curves(inputs)
 
 
-def _default_x(law_inputs: tuple[str, ...]) -> str:
-    return "params,samples" if law_inputs == ("N", "D") else "flops"
+def _group_by(text: str | None) -> list[str] | None:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+def _compute_of(x: list[str]) -> str | None:
+    """What the compute axis counts, for FIT.json and the report."""
+    if "total_flops" in x:
+        return "total_flops: this stage plus its init_from chain (stage-1 pre-pretraining included)"
+    if "flops" in x:
+        return "flops: this stage only"
+    return None
+
+
+def _default_x(law_inputs: tuple[str, ...], table: Table | None = None, compute: str = "total_flops") -> str:
+    """The law's input columns when --x is not given: the --compute column for one-input laws."""
+    if law_inputs == ("N", "D"):
+        return "params,samples"
+    if compute == "flops" or table is None:
+        return compute
+    if not table.has("total_flops"):
+        stage1 = table.has("recipe") and any("mae" in str(r) for r in set(table.column("recipe")))
+        if stage1:
+            raise DataError(
+                f"{table.source}: no total_flops column, and some runs start from a stage-1 checkpoint "
+                f"(recipe mae_*): re-collect it with `scaling results collect` (it writes total_flops), or "
+                f"pass --compute flops to put this stage's compute only on the axis"
+            )
+        return "flops" if table.has("flops") else "total_flops"  # old tables without init_from: the same
+    empty = [v == "" for v in table.column("total_flops")]
+    if any(empty):
+        raise DataError(
+            f"{table.source}: total_flops is empty at {table.where(np.array(empty))} (stage-1 compute "
+            f"unknown when collected); re-collect with the stage-1 runs, or pass --compute flops"
+        )
+    return "total_flops"
 
 
 def _results(args: argparse.Namespace) -> int:
     if args.action == "collect":
         from scaling.laws.results import collect
 
-        n = write_table(collect(args.run_dirs, args.skip_incomplete), args.out)
+        n = write_table(collect(args.run_dirs, args.skip_incomplete, args.compute), args.out)
         print(f"wrote {n} rows to {args.out}")
         return 0
     rows = []
@@ -202,7 +278,7 @@ def _results(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     from scaling.laws.pipeline import FitOptions, fit_curves, fit_table
     from scaling.laws.report import format_report, write_fit
-    from scaling.laws.results import select
+    from scaling.laws.results import select, y_kind_of
 
     law = get_law(args.law)
     compare = tuple(args.compare.split(",")) if args.compare else None
@@ -212,6 +288,7 @@ def _fit(args: argparse.Namespace) -> int:
         frontier=args.frontier,
         bins_per_decade=args.bins_per_decade,
         holdout=parse_holdout(args.holdout),
+        holdout_where=args.holdout_where,
         fit_fraction=args.fit_fraction,
         bootstrap=args.bootstrap,
         level=args.level,
@@ -226,15 +303,21 @@ def _fit(args: argparse.Namespace) -> int:
     if not 0 < args.level < 1:
         raise DataError(f"--level {args.level}: give a coverage between 0 and 1, e.g. 0.9")
     if "S1" in law.inputs:
-        outcome = fit_curves(law, _load_curves(args.inputs, args.y, args.where), opt, args.group_by, args.decay)
+        if args.holdout_where:
+            raise DataError("--holdout-where marks rows of a results table; for curves use --fit-fraction")
+        y = args.y or "loss"
+        kind = y_kind_of(y, args.y_kind) if args.y else (args.y_kind or "loss")
+        curves = _load_curves(args.inputs, args.y, args.where, kind)
+        outcome = fit_curves(law, curves, opt, args.group_by, args.decay, y, kind)
     else:
         if opt.fit_fraction is not None:
             raise DataError("--fit-fraction backtests training curves; use --law convergence")
-        group_by = args.group_by or ("recipe" if compare else None)
-        x = (args.x or _default_x(law.inputs)).split(",")
-        sel = select(_load_table(args.inputs), law, x, args.y or "loss", args.where, group_by)
+        group_by = _group_by(args.group_by) or (["recipe"] if compare else None)
+        table = _load_table(args.inputs, compute=args.compute)
+        x = (args.x or _default_x(law.inputs, table, args.compute)).split(",")
+        sel = select(table, law, x, args.y or "loss", args.where, group_by, args.y_kind)
         outcome = fit_table(law, sel, opt)
-        outcome.report.update({"where": args.where, "group_by": group_by})
+        outcome.report.update({"where": args.where, "group_by": group_by, "compute": _compute_of(x)})
     outcome.report["inputs"] = [str(i) for i in args.inputs]
     outcome.report["data_sha256"] = sha256_of(_input_files(args.inputs))
     write_fit(outcome.report, args.out)
@@ -252,7 +335,7 @@ def _plot(args: argparse.Namespace) -> int:
     fit, draws, report = load_fit(args.fit) if args.fit else (None, None, {})
     level = report.get("level", 0.9)
     if args.kind == "curves":
-        curves = _load_curves(args.inputs, args.y, args.where)
+        curves = _load_curves(args.inputs, args.y, args.where, args.y_kind or report.get("y_kind"))
         fig = plots.curves_figure(
             curves,
             fit,
@@ -268,10 +351,13 @@ def _plot(args: argparse.Namespace) -> int:
         raise DataError(f"--kind {args.kind} needs --fit with a chinchilla FIT.json")
     law = fit.law if fit is not None else get_law("power")
     fit_x = report.get("x")
-    x = args.x or (",".join(fit_x) if isinstance(fit_x, list) else fit_x) or _default_x(law.inputs)
+    table = _load_table(args.inputs, compute=args.compute)
+    x = args.x or (",".join(fit_x) if isinstance(fit_x, list) else fit_x) or _default_x(law.inputs, table, args.compute)
     where = report.get("where", []) if args.where is None else args.where
-    group_by = args.group_by or report.get("group_by") or ("recipe" if fit is None else None)
-    sel = select(_load_table(args.inputs), law, x.split(","), args.y or report.get("y") or "loss", where, group_by)
+    group_by = _group_by(args.group_by) or report.get("group_by") or (["recipe"] if fit is None else None)
+    y = args.y or report.get("y") or "loss"
+    y_kind = args.y_kind or (report.get("y_kind") if y == report.get("y") else None)
+    sel = select(table, law, x.split(","), y, where, group_by, y_kind)
     if args.kind == "compute":
         frontier_mode = args.frontier or report.get("frontier") or "pareto"
         held = tuple(h["run"] for h in report.get("holdout", []))

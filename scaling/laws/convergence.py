@@ -26,7 +26,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from scaling.laws.problem import FitData
-from scaling.laws.results import is_accuracy
+from scaling.laws.results import y_kind_of
 from scaling.laws.table import DataError, Table
 
 DECAY = 0.999
@@ -172,11 +172,12 @@ def read_run_curves(run_dirs: Sequence[str | Path]) -> list[Curve]:
     return curves
 
 
-def table_curves(table: Table, y: str = "loss") -> list[Curve]:
-    """Curves from a CSV with columns run, step, lr and y (optional: params, samples_seen, recipe)."""
+def table_curves(table: Table, y: str = "loss", y_kind: str | None = None) -> list[Curve]:
+    """Curves from a CSV with columns run, step, lr and y (optional: params, samples_seen, recipe); y_kind
+    as for results tables (accuracy curves are fitted as error rates)."""
     run = table.column("run").astype(str)
     step, lr, loss = table.numbers("step"), table.numbers("lr"), table.numbers(y)
-    if is_accuracy(y):  # accuracy curves are fitted as error rates, like results tables
+    if y_kind_of(y, y_kind) == "accuracy":  # accuracy curves are fitted as error rates, like results tables
         loss = 1.0 - loss
     params = table.numbers("params") if table.has("params") else np.full(len(run), np.nan)
     samples = table.numbers("samples_seen") if table.has("samples_seen") else None

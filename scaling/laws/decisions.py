@@ -59,14 +59,18 @@ def evaluate(fit: Fit, boot: Bootstrap | None, derived: Derived, level: float) -
     for name, f in derived.items():
         value = f(fit.values)
         draws = np.array([f(t) if np.all(np.isfinite(t)) else np.nan for t in boot.samples]) if boot else []
-        out[name] = {**interval(value, draws, level), "n_valid": int(np.isfinite(draws).sum()) if boot else 0}
+        expand = boot.factor() if boot else 1.0
+        out[name] = {**interval(value, draws, level, expand), "n_valid": int(np.isfinite(draws).sum()) if boot else 0}
     return out
 
 
 def params_table(fit: Fit, boot: Bootstrap | None, level: float) -> dict[str, dict[str, float]]:
     """{"alpha": {"value", "lo", "hi"}, ...} for every fitted parameter."""
     out = {}
-    for j, name in enumerate(fit.names):
+    for j, (name, (lo, hi)) in enumerate(zip(fit.names, fit.layout.bounds())):
         draws = boot.samples[:, j] if boot is not None else np.array([])
-        out[name] = interval(fit.values[j], draws, level)
+        iv = interval(fit.values[j], draws, level, boot.factor([j]) if boot is not None else 1.0)
+        # widened intervals stop at the parameter's bounds (an exponent's search limit, a floor's 0)
+        iv["lo"], iv["hi"] = float(np.clip(iv["lo"], lo, hi)), float(np.clip(iv["hi"], lo, hi))
+        out[name] = iv
     return out

@@ -126,15 +126,25 @@ def _warn_if_doubtful(result: Fit) -> None:
             FitWarning,
             stacklevel=3,
         )
+    for b in at_bound(result):
+        warnings.warn(
+            f"{result.law.name}: parameter {b['param']} = {b['value']:.4g} sits on its {b['side']} bound "
+            f"{b['bound']:g}; the data do not pin it down",
+            FitWarning,
+            stacklevel=3,
+        )
+
+
+def at_bound(result: Fit) -> list[dict]:
+    """Nonlinear parameters whose optimum sits on a search limit: [{param, value, bound, side}]. The
+    optimizer may well have converged there; the data still do not determine that parameter."""
+    out = []
     for name, (lo, hi), v in zip(result.names, result.layout.bounds(), result.values):
-        base = name.split("[")[0]
+        if name.split("[")[0] not in result.law.nonlinear:
+            continue
         # A bound of exactly 0 is a legitimate value (saturating d = 0 is a plain power law plus floor);
         # the others are search limits, and an optimum there means the data do not determine it.
-        at_limit = (lo != 0 and np.isclose(v, lo, rtol=1e-6)) or (hi != 0 and np.isclose(v, hi, rtol=1e-6))
-        if base in result.law.nonlinear and at_limit:
-            warnings.warn(
-                f"{result.law.name}: parameter {name} = {v:.4g} sits on its bound [{lo}, {hi}]; "
-                f"the data do not pin it down",
-                FitWarning,
-                stacklevel=3,
-            )
+        for side, bound in (("lower", lo), ("upper", hi)):
+            if bound != 0 and np.isfinite(bound) and np.isclose(v, bound, rtol=1e-6):
+                out.append({"param": name, "value": float(v), "bound": float(bound), "side": side})
+    return out

@@ -23,11 +23,11 @@ from scaling.laws.decisions import (
     flops_per_param_sample,
     params_table,
 )
-from scaling.laws.fit import fit
+from scaling.laws.fit import at_bound, fit
 from scaling.laws.frontier import frontier
 from scaling.laws.laws import Law
 from scaling.laws.problem import Fit, FitData
-from scaling.laws.results import Selection
+from scaling.laws.results import Selection, apply_where
 from scaling.laws.table import DataError
 
 
@@ -36,6 +36,7 @@ class FitOptions:
     frontier: str = "none"
     bins_per_decade: float = 4.0
     holdout: int = 0  # number of largest runs held out
+    holdout_where: list[str] = field(default_factory=list)  # COLUMN=VALUE: rows held out whatever their x
     fit_fraction: float | None = None  # curves: fit the first fraction of each, predict the end
     bootstrap: int = 200
     level: float = 0.9
@@ -68,14 +69,30 @@ def _frontier_select(mode: str, bins: float):
     return select
 
 
+def _held_where(sel: Selection, where: list[str]) -> np.ndarray:
+    """Rows matching every --holdout-where filter (e.g. split=test), whatever their x."""
+    if not where:
+        return np.zeros(len(sel.data.y), dtype=bool)
+    rows = {int(n) for n in apply_where(sel.table, where).lines}
+    held = np.array([int(n) in rows for n in sel.table.lines])
+    if held.all():
+        raise DataError(f"--holdout-where {' '.join(where)} holds out every row; nothing is left to fit")
+    return held
+
+
 def fit_table(law: Law, sel: Selection, opt: FitOptions) -> Outcome:
     data = sel.data
-    held = backtest.split_largest(data, sel.size, opt.holdout, len(law.params) + 1)
+    if opt.holdout and opt.holdout_where:
+        raise DataError("give --holdout (the largest runs) or --holdout-where (marked rows), not both")
+    held = backtest.split_largest(data, sel.size, opt.holdout, len(law.params) + 1) | _held_where(
+        sel, opt.holdout_where
+    )
     train = data.subset(~held)
     select = _frontier_select(opt.frontier, opt.bins_per_decade) if opt.frontier != "none" else None
     fit_data = train.subset(select(train)) if select else train
+    _check_runs(law, fit_data, opt.share, bool(select))
     result = fit(law, fit_data, opt.share)
-    boot = run_bootstrap(result, train, opt.bootstrap, opt.seed, select) if opt.bootstrap else None
+    boot = run_bootstrap(result, train, opt.bootstrap, opt.seed, select, opt.level) if opt.bootstrap else None
     derived = _derived(law, result, boot, sel, opt, ~held)
     x_report = data.X["x"] if "x" in data.X else sel.size
     report = _report(law, result, boot, opt, fit_data, derived)
@@ -83,18 +100,42 @@ def fit_table(law: Law, sel: Selection, opt: FitOptions) -> Outcome:
         {
             "x": list(sel.x_columns) if len(sel.x_columns) > 1 else sel.x_columns[0],
             "y": sel.y_name,
+            "y_kind": sel.y_kind,
             "y_transform": "1 - value (accuracy fitted as error rate)" if sel.y_is_accuracy else None,
             "n_runs": int(len(np.unique(fit_data.run))),
             "frontier_runs": sorted(set(fit_data.run.tolist())) if select else None,
-            "holdout": backtest.holdout_rows(result, boot, data.subset(held), x_report[held], opt.level),
+            "holdout_where": opt.holdout_where,
+            "holdout": backtest.holdout_rows(
+                result, boot, data.subset(held), x_report[held], opt.level, train=fit_data
+            ),
         }
     )
     report["holdout_summary"] = backtest.summarise(report["holdout"])
     return Outcome(result, boot, report)
 
 
+def _check_runs(law: Law, data: FitData, share: tuple[str, ...], frontier: bool) -> None:
+    """A results table has one point per run: a group needs more runs than the law has own parameters."""
+    own = len(law.params) if len(data.groups) == 1 else len([p for p in law.params if p not in share])
+    for g, name in enumerate(data.groups):
+        n = len(np.unique(data.run[data.group == g]))
+        if n < own + 1:
+            where = f"group {name!r} has" if len(data.groups) > 1 else "the fit has"
+            kept = " on the frontier" if frontier else ""
+            raise DataError(
+                f"{where} {n} runs{kept} but law {law.name} has {own} free parameters: it needs at least "
+                f"{own + 1} runs; add runs, use a law with fewer parameters (e.g. power), or --share parameters"
+            )
+
+
 def fit_curves(
-    law: Law, curves: list[Curve], opt: FitOptions, group_by: str | None = None, decay: float = DECAY
+    law: Law,
+    curves: list[Curve],
+    opt: FitOptions,
+    group_by: str | None = None,
+    decay: float = DECAY,
+    y: str = "loss",
+    y_kind: str = "loss",
 ) -> Outcome:
     if "N" not in law.inputs:
         label = {"run": lambda c: c.run, "recipe": lambda c: c.group or "all", None: lambda c: "all"}[group_by]
@@ -128,18 +169,21 @@ def fit_curves(
         held = backtest.split_largest(data, size, opt.holdout, len(law.params) + 1)
     train = data.subset(~held)
     result = fit(law, train, opt.share)
-    boot = run_bootstrap(result, train, opt.bootstrap, opt.seed) if opt.bootstrap else None
+    boot = run_bootstrap(result, train, opt.bootstrap, opt.seed, level=opt.level) if opt.bootstrap else None
     report = _report(law, result, boot, opt, train, {})
     report.update(
         {
             "x": "step",
-            "y": "loss",
-            "y_transform": None,
+            "y": y,
+            "y_kind": y_kind,
+            "y_transform": "1 - value (accuracy fitted as error rate)" if y_kind == "accuracy" else None,
             "n_runs": len(curves),
             "decay": decay,
             "group_by": group_by,
             "fit_fraction": opt.fit_fraction,
-            "holdout": backtest.holdout_rows(result, boot, data.subset(held), step[held], opt.level, last_only=True),
+            "holdout": backtest.holdout_rows(
+                result, boot, data.subset(held), step[held], opt.level, last_only=True, train=train
+            ),
             "curves": [{"run": c.run, "group": c.group, "params": c.params} for c in curves],
         }
     )
@@ -218,18 +262,12 @@ def _report(law: Law, result: Fit, boot: Bootstrap | None, opt: FitOptions, fitt
         "params": params_table(result, boot, opt.level),
         "objective": result.objective,
         "converged": result.converged,
+        # an optimum on a search limit can be "converged": the data still do not pin that parameter down
+        "at_bound": at_bound(result),
         "message": result.message,
         "level": opt.level,
         "frontier": opt.frontier,
-        "bootstrap": None
-        if boot is None
-        else {
-            "n": len(boot.samples),
-            "method": boot.method,
-            "failed": boot.failed,
-            "not_converged": boot.not_converged,
-            "seed": opt.seed,
-        },
+        "bootstrap": None if boot is None else {**boot.summary(), "seed": opt.seed},
         "bootstrap_samples": None if boot is None else np.where(np.isfinite(boot.samples), boot.samples, None).tolist(),
         "derived": derived,
         "versions": {

@@ -58,6 +58,13 @@ def _solid_dashed(ax, x, y, inside, color, label) -> None:
     )
 
 
+# The compute axis says which compute it is: MAE->WSP's stage 1 is in total_flops and not in flops.
+COMPUTE_LABELS = {
+    "total_flops": "total training compute, incl. stage-1 pre-pretraining (FLOPs)",
+    "flops": "training compute of this stage only (FLOPs)",
+}
+
+
 def compute_figure(
     sel: Selection,
     fit: Fit | None = None,
@@ -114,7 +121,7 @@ def compute_figure(
     if not sel.y_is_accuracy:
         ax.set_yscale("log")
     xname = sel.x_columns[0] if len(sel.x_columns) == 1 else "flops"
-    ax.set_xlabel("training compute (FLOPs)" if xname == "flops" else f"{xname} (log scale)")
+    ax.set_xlabel(COMPUTE_LABELS.get(xname, f"{xname} (log scale)"))
     ax.set_ylabel(f"{sel.y_name} (accuracy)" if sel.y_is_accuracy else sel.y_name)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, frameon=False)

@@ -62,22 +62,46 @@ def _fmt(v) -> str:
 def format_report(report: dict) -> str:
     """The fit as a plain-text table: parameters with intervals, backtest, derived numbers."""
     pct = round(100 * report["level"])
+    kind = report.get("y_kind")
     lines = [
         f"law {report['law']}: {report['formula']}",
         f"y = {report['y']}"
+        + (f" ({kind})" if kind else "")
         + (f"  [{report['y_transform']}]" if report.get("y_transform") else "")
         + f"   x = {report['x']}   points {report['n_points']}   runs {report['n_runs']}"
         + (f"   frontier {report['frontier']}" if report.get("frontier", "none") != "none" else ""),
         f"objective {report['objective']:.6e} (Huber on log residuals)"
         + ("" if report["converged"] else f"   NOT CONVERGED: {report['message']}"),
     ]
+    for b in report.get("at_bound") or []:
+        lines.append(
+            f"AT BOUND: {b['param']} = {b['value']:.4g} sits on its {b['side']} bound {b['bound']:g}; the data "
+            f"do not pin it down (its interval means little): add data or use a law with fewer parameters"
+        )
     boot = report.get("bootstrap")
-    lines.append(
-        f"intervals: {pct}% bootstrap over {boot['method']}, {boot['n']} draws"
-        + (f", {boot['failed']} failed" if boot["failed"] else "")
-        if boot
-        else "intervals: none (--bootstrap 0)"
-    )
+    if boot:
+        ok = boot.get("ok", boot["n"] - boot["failed"])
+        lines.append(
+            f"intervals: {pct}% bootstrap over {boot['method']}, {ok} of {boot['n']} draws"
+            + (f" ({boot['redrawn']} redrawn)" if boot.get("redrawn") else "")
+        )
+        schemes = boot.get("schemes") or {}
+        if len(schemes) > 4:  # many curves: one line, the reasons per group are in FIT.json
+            counts: dict[str, int] = {}
+            for sc in schemes.values():
+                counts[sc["method"]] = counts.get(sc["method"], 0) + 1
+            lines.append("  schemes: " + ", ".join(f"{m} for {c} groups" for m, c in counts.items()))
+            schemes = {}
+        for g, sc in schemes.items():
+            if sc["method"] != "runs" or len(schemes) == 1:
+                widen = (boot.get("interval_widening") or {}).get(g)
+                lines.append(
+                    f"  {g}: {sc['reason']}" + (f"; widened x{widen:.2f} (t, {sc['dof']} dof)" if widen else "")
+                )
+        if boot.get("warning"):
+            lines.append(f"WARNING: {boot['warning']}")
+    else:
+        lines.append("intervals: none (--bootstrap 0)")
     lines += ["", f"{'parameter':<20} {'value':>12} {'lo':>12} {'hi':>12}"]
     for name, p in report["params"].items():
         lines.append(f"{name:<20} {_fmt(p['value']):>12} {_fmt(p['lo']):>12} {_fmt(p['hi']):>12}")
@@ -108,18 +132,21 @@ def format_report(report: dict) -> str:
     if report.get("holdout"):
         lines += [
             "",
-            "backtest (held out; values in fit space" + (": error rate)" if acc else ")"),
-            f"{'run':<40} {'x':>10} {'actual':>10} {'predicted':>10} {'lo':>10} {'hi':>10}",
+            "backtest (held out; values in fit space"
+            + (": error rate" if acc else "")
+            + f"; lo, hi: {pct}% prediction interval of a run; mean lo, hi: the mean curve's)",
+            f"{'run':<34} {'x':>10} {'actual':>10} {'predicted':>10} {'lo':>10} {'hi':>10} {'mean lo':>10} "
+            f"{'mean hi':>10}",
         ]
         for h in report["holdout"]:
             lines.append(
-                f"{h['run'][:40]:<40} {h['x']:>10.4g} {h['actual']:>10.4g} {h['predicted']:>10.4g} "
-                f"{_fmt(h['lo']):>10} {_fmt(h['hi']):>10}"
+                f"{h['run'][:34]:<34} {h['x']:>10.4g} {h['actual']:>10.4g} {h['predicted']:>10.4g} "
+                f"{_fmt(h['lo']):>10} {_fmt(h['hi']):>10} {_fmt(h.get('ci_lo')):>10} {_fmt(h.get('ci_hi')):>10}"
             )
         s = report.get("holdout_summary") or {}
         if s:
             lines.append(
                 f"median |relative error| {s['median_abs_rel_error']:.3%}, max {s['max_abs_rel_error']:.3%}"
-                f", actual inside interval {s['inside_interval']}/{s['with_interval']}"
+                f", actual inside prediction interval {s['inside_interval']}/{s['with_interval']}"
             )
     return "\n".join(lines)

@@ -1,14 +1,28 @@
 """The results table: built from run directories, and turned into points for a law.
 
-A run directory holds `summary.json` (run, stage, model, params, samples_seen, flops, loss, recipe, eval)
-and maybe `eval/*.json` ({"protocol", "metric", "value"}). The table has one row per run x metric:
-`run, model, params, samples, flops, recipe, metric, value` (the training loss is metric "loss").
+A run directory holds `summary.json` (run, stage, model, params, samples_seen, flops, total_flops,
+init_from, loss, recipe, eval) and maybe `eval/*.json` ({"protocol", "metric", "value"}). The table has one
+row per run x metric: `run, model, params, samples, flops, total_flops, recipe, metric, value` (+ seed when
+known; the training loss is metric "loss"). A directory with a `sweep.csv` stands for the runs it lists.
+
+The two compute columns:
+- `flops`: what this run's own stage computed (summary.json "flops").
+- `total_flops`: this stage plus its whole init_from chain, i.e. for MAE->WSP the MAE pre-pretraining too.
+  From summary.json "total_flops"; where that is absent or null: `flops` if the run has no init_from, else
+  flops + init_from_flops, else the stage-1 run's own total (its run directory or exported .safetensors
+  named by init_from, or a collected run of that name). Still unknown: an error, unless `--compute flops`
+  (then the cell is left empty and only `flops` can be the compute axis).
+`scaling fit` and `scaling plot` put `total_flops` on the compute axis by default (`--compute flops`
+for one stage only): a fair MAE->WSP vs WSP comparison counts the pre-pretraining compute.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import re
+import struct
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,18 +37,43 @@ from scaling.laws.table import DataError, Table
 _SUMMARY_REQUIRED = ("stage", "model", "params", "samples_seen", "flops")
 
 
-def collect(run_dirs: Sequence[str | Path], skip_incomplete: bool = False) -> list[dict]:
-    """One row per run x metric from run directories; duplicate run names are an error naming both."""
-    rows: list[dict] = []
-    seen: dict[str, Path] = {}
-    for d in map(Path, run_dirs):
+COMPUTE_COLUMNS = ("total_flops", "flops")
+
+
+def expand_sweeps(paths: Sequence[str | Path]) -> tuple[list[Path], dict[str, str]]:
+    """Run directories, with every directory holding a sweep.csv replaced by the runs in its `run_dir`
+    column (relative to it); and each listed run's stage-1 run name (sweep.csv `depends_on`)."""
+    out: list[Path] = []
+    depends: dict[str, str] = {}
+    for d in map(Path, paths):
+        sweep = d / "sweep.csv"
+        if not sweep.is_file():
+            out.append(d)
+            continue
+        with sweep.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if rows and "run_dir" not in rows[0]:
+            raise DataError(f"{sweep}: no run_dir column; is this a sweep.csv written by `scaling sweep`?")
+        for r in rows:
+            out.append(d / r["run_dir"])
+            if r.get("depends_on"):
+                depends[str(r.get("run") or Path(r["run_dir"]).name)] = r["depends_on"]
+    return out, depends
+
+
+def collect(run_dirs: Sequence[str | Path], skip_incomplete: bool = False, compute: str = "total_flops") -> list[dict]:
+    """One row per run x metric from run directories (or sweep directories); duplicate run names are an
+    error naming both. `compute` "total_flops" refuses runs whose total compute is unknown."""
+    if compute not in COMPUTE_COLUMNS:
+        raise DataError(f"--compute {compute!r}: choose total_flops (incl. stage 1) or flops (this stage only)")
+    dirs, depends = expand_sweeps(run_dirs)
+    summaries: dict[str, tuple[Path, dict]] = {}
+    incomplete: list[str] = []
+    for d in dirs:
         summary_path = d / "summary.json"
         if not summary_path.is_file():
-            msg = f"{d}: no summary.json (the run has not finished, or this is not a run directory)"
-            if skip_incomplete:
-                warnings.warn(msg + "; skipped", stacklevel=2)
-                continue
-            raise DataError(msg + "; pass --skip-incomplete to leave such runs out")
+            incomplete.append(str(d))
+            continue
         try:
             summary = json.loads(summary_path.read_text())
         except json.JSONDecodeError as e:
@@ -45,26 +84,96 @@ def collect(run_dirs: Sequence[str | Path], skip_incomplete: bool = False) -> li
                 f"{summary_path}: missing {', '.join(missing)}; summary.json needs {', '.join(_SUMMARY_REQUIRED)}"
             )
         run = str(summary.get("run") or d.name)
-        if run in seen:
+        if run in summaries:
             raise DataError(
-                f"run {run!r} appears twice: {seen[run]} and {d}; rename one run "
+                f"run {run!r} appears twice: {summaries[run][0]} and {d}; rename one run "
                 f"(summary.json 'run') or collect them separately"
             )
-        seen[run] = d
+        summaries[run] = (d, summary)
+    if incomplete:
+        msg = f"{len(incomplete)} run(s) without summary.json (not finished, or not run directories): "
+        msg += ", ".join(incomplete)
+        if not skip_incomplete:
+            raise DataError(msg + "; pass --skip-incomplete to leave such runs out")
+        warnings.warn(msg + "; skipped", stacklevel=2)
+    rows: list[dict] = []
+    unknown: list[str] = []
+    for run, (d, summary) in summaries.items():
+        total = total_flops(d, summary, summaries, depends.get(run))
+        if total is None:
+            unknown.append(f"{run} (init_from {summary.get('init_from') or depends.get(run)!r})")
         base = {
             "run": run,
             "model": summary["model"],
             "params": summary["params"],
             "samples": summary["samples_seen"],
             "flops": summary["flops"],
+            "total_flops": "" if total is None else total,
             "recipe": summary.get("recipe") or summary["stage"],
             "stage": summary["stage"],
         }
+        if summary.get("seed") is not None:
+            base["seed"] = summary["seed"]
         for metric, value in _metrics(d, summary).items():
             rows.append({**base, "metric": metric, "value": value})
+    if unknown and compute == "total_flops":
+        raise DataError(
+            f"total compute unknown for {len(unknown)} run(s) that start from a stage-1 checkpoint: "
+            f"{', '.join(unknown[:8])}{' ...' if len(unknown) > 8 else ''}; collect the stage-1 run too, re-run "
+            f"export/train with init_from_flops=FLOPS, or pass --compute flops to count this stage only"
+        )
     if not rows:
         raise DataError("no runs collected; pass run directories that contain summary.json")
     return rows
+
+
+def total_flops(
+    run_dir: Path, summary: dict, collected: dict[str, tuple[Path, dict]] | None = None, depends_on: str | None = None
+) -> float | None:
+    """This stage's FLOPs plus its init_from chain's (see the module docstring); None where unknown."""
+    if summary.get("total_flops") is not None:
+        return float(summary["total_flops"])
+    flops = float(summary["flops"])
+    init = str(summary.get("init_from") or "") or (depends_on or "")
+    if not init:
+        return flops
+    if summary.get("init_from_flops"):
+        return flops + float(summary["init_from_flops"])
+    stage1 = _stage1_flops(run_dir, init, collected or {})
+    return None if stage1 is None else flops + stage1
+
+
+def _stage1_flops(run_dir: Path, init: str, collected: dict[str, tuple[Path, dict]]) -> float | None:
+    if init in collected:
+        d, s = collected[init]
+        return total_flops(d, s, collected)
+    for cand in (Path(init), run_dir / init, run_dir.parent / init):
+        if cand.is_dir() and (cand / "summary.json").is_file():
+            try:
+                s = json.loads((cand / "summary.json").read_text())
+            except json.JSONDecodeError:
+                return None
+            return None if "flops" not in s else total_flops(cand, s, collected)
+        if cand.is_file() and cand.suffix == ".safetensors":
+            meta = _safetensors_metadata(cand)
+            value = meta.get("total_flops") or meta.get("flops")
+            return float(value) if value else None
+    for d, s in collected.values():  # a run named by its directory
+        if d.name == Path(init).name and Path(init).name:
+            return total_flops(d, s, collected)
+    return None
+
+
+def _safetensors_metadata(path: Path) -> dict:
+    # The format: 8 bytes little-endian header length, then a JSON header whose "__metadata__" holds strings.
+    with path.open("rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        if n > 100_000_000:
+            return {}
+        try:
+            return json.loads(fh.read(n)).get("__metadata__") or {}
+        except json.JSONDecodeError:
+            return {}
 
 
 def _number(value: object, where: str) -> float:
@@ -125,14 +234,56 @@ class Selection:
     data: FitData
     table: Table  # the rows used, in the order of data
     y_name: str
-    y_is_accuracy: bool  # then data.y is the error rate 1 - accuracy
+    y_kind: str  # accuracy (then data.y is the error rate 1 - accuracy), error or loss
     x_columns: tuple[str, ...]
     size: np.ndarray  # per point: what "largest" means for --holdout (compute where known)
 
+    @property
+    def y_is_accuracy(self) -> bool:
+        return self.y_kind == "accuracy"
 
-def is_accuracy(name: str) -> bool:
+
+# --y-kind is inferred from these exact names only (case-insensitive); any other metric needs --y-kind.
+# accuracy: fitted as the error rate 1 - value; error and loss: fitted as they are.
+Y_KINDS = ("accuracy", "error", "loss")
+ACCURACY_NAMES = frozenset(
+    {"accuracy", "acc", "acc1", "acc5", "top1", "top5", "linear_top1", "linear_top5", "knn_top1", "knn_top5"}
+    | {"finetune_top1", "finetune_top5", "imagenet_zeroshot_top1", "imagenet-zeroshot-val-top1"}
+)
+ACCURACY_PATTERN = re.compile(r"lowshot\d+_top[15]")  # lowshot{K}_top1, lowshot{K}_top5
+ERROR_NAMES = frozenset({"err", "error", "error_rate", "val_error", "top1_err", "top5_err", "top1_error", "top5_error"})
+LOSS_NAMES = frozenset({"loss", "val_loss", "train_loss", "eval_loss"})
+
+
+def infer_y_kind(name: str) -> str | None:
     n = name.lower()
-    return "loss" not in n and any(k in n for k in ("acc", "top1", "top5", "top-1", "top-5"))
+    if n in ACCURACY_NAMES or ACCURACY_PATTERN.fullmatch(n):
+        return "accuracy"
+    return "error" if n in ERROR_NAMES else "loss" if n in LOSS_NAMES else None
+
+
+def y_kind_of(name: str, given: str | None) -> str:
+    """The metric's direction: `given` (--y-kind), else inferred from the exact name lists above."""
+    if given is not None:
+        if given not in Y_KINDS:
+            raise DataError(f"--y-kind {given!r}: choose accuracy, error or loss")
+        return given
+    kind = infer_y_kind(name)
+    if kind is None:
+        raise DataError(
+            f"--y-kind is needed for {name!r}: its name is not one of the known accuracy, error or loss names "
+            f"(see `scaling fit --help`); pass --y-kind accuracy (fitted as 1 - value), error or loss"
+        )
+    return kind
+
+
+def group_labels(table: Table, group_by: Sequence[str] | str | None) -> np.ndarray | None:
+    """One label per row from one or several columns ('a|b' for --group-by task,model); None: one group."""
+    if not group_by:
+        return None
+    cols = [group_by] if isinstance(group_by, str) else list(group_by)
+    parts = [table.column(c).astype(str) for c in cols]
+    return np.array(["|".join(v) for v in zip(*parts)], dtype=object) if len(parts) > 1 else parts[0]
 
 
 def apply_where(table: Table, where: Sequence[str]) -> Table:
@@ -159,7 +310,8 @@ def select(
     x_columns: Sequence[str],
     y: str,
     where: Sequence[str] = (),
-    group_by: str | None = None,
+    group_by: Sequence[str] | str | None = None,
+    y_kind: str | None = None,
 ) -> Selection:
     """The points of `table` that `law` fits: X from `x_columns` (one per law input), y from a metric or
     column. Accuracies become error rates. Every bad value is an error naming its rows."""
@@ -185,13 +337,13 @@ def select(
             f"{table.source}: duplicate runs for {y!r} at {table.where(dup)}; keep one row per run "
             f"(filter with --where) or give the runs distinct names"
         )
-    accuracy = is_accuracy(y)
-    if accuracy:
+    kind = y_kind_of(y, y_kind)
+    if kind == "accuracy":
         bad = (values < 0) | (values > 1)
         if bad.any():
             raise DataError(
-                f"{table.source}: {y!r} looks like an accuracy but is outside [0, 1] at "
-                f"{table.where(bad)}; give accuracies as fractions"
+                f"{table.source}: {y!r} is an accuracy but is outside [0, 1] at "
+                f"{table.where(bad)}; give accuracies as fractions (or pass --y-kind error|loss)"
             )
         values = 1.0 - values  # fitted as an error rate: bounded below by 0, never an unbounded number
         if (values <= 0).any():
@@ -199,6 +351,11 @@ def select(
                 f"{table.source}: {y!r} is 1.0 at {table.where(values <= 0)}; an error rate of 0 "
                 f"cannot be fitted on a log scale; drop those rows"
             )
+    elif kind == "error" and (values > 1).any():
+        raise DataError(
+            f"{table.source}: {y!r} is an error rate but is above 1 at {table.where(values > 1)}; give error "
+            f"rates as fractions, or pass --y-kind loss"
+        )
     elif (values <= 0).any():
         raise DataError(
             f"{table.source}: {y!r} must be > 0 (fitted on a log scale) but is <= 0 at "
@@ -208,18 +365,22 @@ def select(
     for role, col in zip(law.inputs, x_columns):
         X[role] = table.numbers(col, positive=role in law.log_inputs)
     groups, group = ["all"], np.zeros(len(values), dtype=int)
-    if group_by:
-        labels = table.column(group_by).astype(str)
+    labels = group_labels(table, group_by)
+    if labels is not None:
         groups = sorted(set(labels))
         group = np.searchsorted(groups, labels)
     size = np.prod(list(X.values()), axis=0)  # "largest" run: by compute when the table has it
-    if "flops" in x_columns:
-        size = X[law.inputs[list(x_columns).index("flops")]]
-    elif table.has("flops"):
-        flops = np.array([_float_or_nan(v) for v in table.column("flops")])
-        size = np.where(np.isfinite(flops), flops, size)
+    compute = [c for c in x_columns if c in COMPUTE_COLUMNS]
+    if compute:
+        size = X[law.inputs[list(x_columns).index(compute[0])]]
+    else:
+        for col in COMPUTE_COLUMNS:
+            if table.has(col):
+                flops = np.array([_float_or_nan(v) for v in table.column(col)])
+                size = np.where(np.isfinite(flops), flops, size)
+                break
     data = FitData(X, values, run, group, groups)
-    return Selection(data, table, y, accuracy, tuple(x_columns), size)
+    return Selection(data, table, y, kind, tuple(x_columns), size)
 
 
 def _float_or_nan(v: object) -> float:

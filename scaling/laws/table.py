@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-RESULT_COLUMNS = ("run", "model", "params", "samples", "flops", "recipe", "metric", "value")
+RESULT_COLUMNS = ("run", "model", "params", "samples", "flops", "total_flops", "recipe", "metric", "value")
 
 
 class DataError(ValueError):

@@ -15,7 +15,16 @@ import pytest
 from scaling.laws.convergence import annealing_areas, lr_schedule
 from scaling.laws.table import write_table
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+def _shared_dir() -> Path:
+    # ../shared/data beside the checkout: /work/main -> /work/shared, a worktree /work/wt/x -> /work/shared too.
+    for parent in Path(__file__).resolve().parents[2:]:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+SHARED = _shared_dir()
 
 
 def shared_file(name: str) -> Path:
@@ -50,6 +59,7 @@ def synthetic_results(
                 "params": params,
                 "samples": c / (6 * params),
                 "flops": c,
+                "total_flops": c,
                 "recipe": recipe,
             }
             rows.append({**base, "metric": "linear_top1", "value": 1 - err})

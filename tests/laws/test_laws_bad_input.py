@@ -67,7 +67,8 @@ def test_too_few_points_for_the_law(tmp_path, capsys) -> None:
     )
     err = capsys.readouterr().err
     assert code == 2
-    assert "saturating has 4 free parameters" in err and "only 3 points" in err
+    # the numbers: runs present, the law's parameters, and the runs it needs
+    assert "3 runs" in err and "saturating has 4 free parameters" in err and "at least 5 runs" in err
 
 
 def test_non_positive_x_names_column_and_lines(tmp_path, capsys) -> None:

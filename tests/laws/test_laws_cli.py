@@ -59,7 +59,9 @@ def test_fit_json_holds_the_contract(tmp_path, capsys) -> None:
     assert set(report["params"]) == {"a", "b", "c", "d"}
     assert all(set(p) == {"value", "lo", "hi"} for p in report["params"].values())
     (held,) = report["holdout"]
-    assert set(held) == {"run", "x", "actual", "predicted", "lo", "hi"} and held["run"] == "mae_wsp_11"
+    assert (
+        set(held) == {"run", "x", "actual", "predicted", "lo", "hi", "ci_lo", "ci_hi"} and held["run"] == "mae_wsp_11"
+    )
     assert report["data_sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
     assert {"scaling", "numpy", "scipy", "python"} <= set(report["versions"])
     assert report["bootstrap"]["n"] == 30 and report["bootstrap"]["method"] == "runs"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from laws_simulate import TRUTH, draw
 
-from scaling.laws.bootstrap import MIN_RUNS, run_bootstrap
+from scaling.laws.bootstrap import run_bootstrap
 from scaling.laws.fit import fit
 from scaling.laws.laws import LAWS, get_law
 
@@ -57,6 +57,6 @@ def test_interval_coverage_every_law(name: str) -> None:
     # and under-covers with few: 8 curves (convergence_size) gave 0.72-0.94, and 2 curves, where the
     # residual-block fallback replaces it, 0.70-0.74 (benchmarks/results/fit_bench_cpu.json). The floors
     # keep those from getting worse unnoticed.
-    floor = 0.8 if runs >= 20 else 0.65 if runs >= MIN_RUNS else 0.6
+    floor = 0.8 if runs >= 20 else 0.65
     for p, c in cover.items():
         assert floor <= c <= 1.0, f"{name}.{p}: 90% intervals covered the truth in {c:.0%} of draws"

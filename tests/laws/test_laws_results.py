@@ -37,7 +37,17 @@ def test_collect_builds_one_row_per_run_and_metric(tmp_path) -> None:
     out = tmp_path / "results.csv"
     assert main(["results", "collect", *map(str, sorted((tmp_path / "runs").iterdir())), "--out", str(out)]) == 0
     rows = _read(out)
-    assert list(rows[0])[:8] == ["run", "model", "params", "samples", "flops", "recipe", "metric", "value"]
+    assert list(rows[0])[:9] == [
+        "run",
+        "model",
+        "params",
+        "samples",
+        "flops",
+        "total_flops",
+        "recipe",
+        "metric",
+        "value",
+    ]
     got = {(r["run"], r["metric"]): (r["recipe"], float(r["value"])) for r in rows}
     assert got == {
         ("b16_mae_wsp", "loss"): ("mae_wsp", 2.5),
@@ -54,7 +64,7 @@ def test_collect_refuses_duplicate_run_names_and_incomplete_runs(tmp_path) -> No
     with pytest.raises(ValueError, match=r"run 'same' appears twice: .*x/same and .*y/same"):
         collect([a, b])
     (tmp_path / "z" / "unfinished").mkdir(parents=True)
-    with pytest.raises(ValueError, match="no summary.json.*--skip-incomplete"):
+    with pytest.raises(ValueError, match="without summary.json.*unfinished.*--skip-incomplete"):
         collect([a, tmp_path / "z" / "unfinished"])
     with pytest.warns(UserWarning, match="skipped"):
         assert {r["run"] for r in collect([a, tmp_path / "z" / "unfinished"], skip_incomplete=True)} == {"same"}
