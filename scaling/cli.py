@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("scaling.train", "train a stage (mae | wsp | finetune) from a YAML config"),
     "export": ("scaling.export", "consolidate a run's ZeRO-3 checkpoint into timm-named safetensors"),
     "data": ("scaling.data.cli", "write, inspect and benchmark webdataset tar shards"),
+    "eval": ("scaling.eval.cli", "linear probe, kNN, low-shot and fine-tune accuracy of an encoder"),
     "results": ("scaling.laws.cli", "collect run directories into a results table (results collect)"),
     "fit": ("scaling.laws.cli", "fit a scaling law to a results table, with bootstrap intervals"),
     "plot": ("scaling.laws.cli", "draw compute-vs-accuracy and scaling-law figures"),

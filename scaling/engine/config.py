@@ -13,6 +13,8 @@ from typing import Literal
 
 from scaling.config import ConfigError, apply_overrides, from_dict, load_yaml
 from scaling.data import DataConfig
+from scaling.data.augment import AugmentConfig
+from scaling.engine.validation import EvalConfig
 from scaling.models import MODELS
 from scaling.models.attention import POLICIES
 
@@ -32,6 +34,10 @@ class ModelConfig:
     decoder_heads: int = 0
     num_classes: int = 0  # WSP/finetune head; 0 = take data.num_classes
     activation_checkpointing: bool = False  # per-block recompute in backward
+    # Fine-tuning (MAE's recipe): stochastic depth of the last block (0.1 for B, 0.2 for L/H), and the pooling
+    # of the classifier: `token` (cls token, WSP) or `avg` (mean of patch tokens + fc_norm, MAE fine-tuning).
+    drop_path: float = 0.0
+    global_pool: Literal["token", "avg"] = "token"
 
     def __post_init__(self) -> None:
         if self.name not in MODELS:
@@ -40,6 +46,8 @@ class ModelConfig:
             raise ValueError(f"kernels must be one of {', '.join(POLICIES)}, got {self.kernels!r}.")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}.")
+        if not 0.0 <= self.drop_path < 1.0:
+            raise ValueError(f"model.drop_path must be in [0, 1) (MAE fine-tuning: 0.1 to 0.3), got {self.drop_path}.")
 
     def spec_overrides(self) -> dict[str, int]:
         keys = ("img_size", "decoder_width", "decoder_depth", "decoder_heads")
@@ -142,6 +150,8 @@ class TrainConfig:
     batch: BatchConfig = field(default_factory=BatchConfig)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)  # validation on data.val during training
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # finetune: RandAugment, mixup, erasing
 
     def __post_init__(self) -> None:
         if self.total_samples <= 0:
@@ -157,6 +167,8 @@ class TrainConfig:
                 f"model.num_classes={self.model.num_classes} != data.num_classes="
                 f"{self.data.num_classes}: the head must match the targets; set one of them."
             )
+        if self.stage != "finetune" and AugmentConfig() != self.augment:
+            raise ValueError(f"augment.* applies to stage finetune only (this run is stage {self.stage}).")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:

@@ -63,11 +63,14 @@ def build_model(cfg, ds_config: dict[str, Any], num_classes: int) -> nn.Module:
     # bug in DeepSpeed 0.19 (Init._set_dtype) that ignores it and picks bf16 on any device without fp16.
     ctx = deepspeed.zero.Init(config_dict_or_path=ds_config) if stage3 else contextlib.nullcontext()
     m = cfg.model
+    if m.drop_path > 0:  # layers.Block imports timm's DropPath; torch._dynamo's import fails inside zero.Init
+        import timm.layers  # noqa: F401
     with ctx, returning_large_frees_to_the_os() if stage3 else contextlib.nullcontext():
         if cfg.stage == "mae":
             model = create_mae(m.name, norm_pix_loss=m.norm_pix_loss, **m.spec_overrides())
         else:
-            model = create_model(m.name, num_classes=num_classes, pos_embed=m.pos_embed, **m.spec_overrides())
+            model = create_model(m.name, num_classes=num_classes, pos_embed=m.pos_embed, global_pool=m.global_pool,
+                                 drop_path=m.drop_path, **m.spec_overrides())
     if not stage3 and dtype != torch.float32:
         model = model.to(dtype)
     return model

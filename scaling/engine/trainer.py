@@ -19,6 +19,7 @@ import torch
 
 from scaling.config import dump_yaml
 from scaling.data import normalize_images
+from scaling.data.augment import augment_batch, batch_seed
 from scaling.engine import checkpoint as ckpt
 from scaling.engine.config import TrainConfig
 from scaling.engine.distributed import DistInfo, all_reduce_sum, barrier, setup, teardown
@@ -36,9 +37,11 @@ from scaling.engine.parallelize import (
 from scaling.engine.run_dir import config_hash, prepare_run_dir, write_json
 from scaling.engine.schedule import lr_at, peak_lr
 from scaling.engine.streams import MicroBatchStreams
+from scaling.engine.validation import build_validator
 from scaling.flops import device_kind, encoder_params, mfu, stage_flops
 from scaling.kernels import sample_seeds
 from scaling.models import ViTSpec, get_spec, set_kernels, soft_target_cross_entropy
+from scaling.models.vit import fit_encoder_to_pool
 from scaling.models.weights import WeightsError
 
 
@@ -114,7 +117,7 @@ def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
     if cfg.stage != "mae" and cfg.init_from and resume_tag is None:
         from scaling.engine.consolidate import encoder_weights
 
-        _load_encoder(model, encoder_weights(cfg.init_from))
+        _load_encoder(model, fit_encoder_to_pool(model, encoder_weights(cfg.init_from)))
     if cfg.optim.impl == "apex":
         swap_in_apex_layernorm(model)
     if cfg.model.activation_checkpointing:
@@ -150,6 +153,11 @@ def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
 
 def _loss(s: Session, batch: dict[str, Any], stream: int, index: int) -> torch.Tensor:
     cfg, device = s.cfg, s.dist.device
+    if cfg.stage == "finetune":  # RandAugment/erasing/mixup, generators seeded per (seed, stream, index)
+        images, targets = augment_batch(cfg.augment, batch["image"], batch["target"], device=device,
+                                        seed=batch_seed(cfg.seed, stream, index), mean=cfg.data.mean,
+                                        std=cfg.data.std, dtype=PRECISION_DTYPES[cfg.deepspeed.precision])
+        return soft_target_cross_entropy(s.engine(images), targets)
     images = normalize_images(batch["image"].to(device, non_blocking=True),
                               dtype=PRECISION_DTYPES[cfg.deepspeed.precision], mean=cfg.data.mean, std=cfg.data.std)
     if cfg.stage == "mae":
@@ -220,6 +228,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     dist = setup()
     s = build_session(cfg, dist)
     total_steps = math.ceil(cfg.total_samples / s.global_batch)
+    validator = build_validator(cfg, dist, s, total_steps)  # None without data.val
     every = max(cfg.checkpoint_every // s.global_batch, 1) if cfg.checkpoint_every else 0
     logger = MetricsLogger(s.run_dir, dist.is_main, total_steps, s.state.step, f"{cfg.stage} {cfg.model.name}")
     preempt, loss, stop, start = PreemptionFlag(), float("nan"), 0.0, time.time()
@@ -232,8 +241,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             loss_total, count, stop = all_reduce_sum([loss_sum, used, preempt.raised], dist.device)
             loss = loss_total / count
             logger.advance()
-            if s.state.step % cfg.log_every == 0 or s.state.step == total_steps:
-                logger.log(_record(s, loss, time.perf_counter() - t0, start))
+            seconds = time.perf_counter() - t0
+            val = validator.maybe(s.state.step, s.engine) if validator else {}  # every rank
+            if val or s.state.step % cfg.log_every == 0 or s.state.step == total_steps:
+                logger.log({**_record(s, loss, seconds, start), **val})
             if stop:
                 _save(s)
                 break
@@ -248,7 +259,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                "params": encoder_params(s.spec), "samples_seen": s.state.samples_seen,
                "flops": s.flops_per_sample * s.state.samples_seen, "loss": loss, "steps": s.state.step,
                "skipped_steps": s.state.skipped_steps, "world_size": dist.world_size,
-               "preempted": bool(stop) and s.state.step < total_steps, "eval": {}}
+               "preempted": bool(stop) and s.state.step < total_steps,
+               "eval": validator.summary_eval() if validator else {}}
     if dist.is_main:
         write_json(s.run_dir / "summary.json", summary)
     teardown(s.engine)

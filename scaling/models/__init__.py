@@ -17,10 +17,17 @@ from scaling.models.vit import VisionTransformer
 
 
 def create_model(
-    name: str, num_classes: int = 0, pos_embed: str = "learned", **overrides: int
+    name: str,
+    num_classes: int = 0,
+    pos_embed: str = "learned",
+    global_pool: str = "token",
+    drop_path: float = 0.0,
+    **overrides: int,
 ) -> VisionTransformer:
-    """ViT encoder `name` (see MODELS), with a linear head when num_classes > 0."""
-    return VisionTransformer(get_spec(name, **overrides), num_classes=num_classes, pos_embed=pos_embed)
+    """ViT encoder `name` (see MODELS), with a linear head when num_classes > 0; global_pool="avg" and
+    drop_path are MAE's fine-tuning options."""
+    return VisionTransformer(get_spec(name, **overrides), num_classes=num_classes, pos_embed=pos_embed,
+                             global_pool=global_pool, drop_path=drop_path)
 
 
 def create_mae(name: str, norm_pix_loss: bool = True, **overrides: int) -> MaskedAutoencoder:

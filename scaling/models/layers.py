@@ -91,15 +91,26 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)).
 
-    def __init__(self, width: int, heads: int, mlp_dim: int) -> None:
+    `drop_path` > 0 (fine-tuning): each residual branch is dropped per sample with that probability in
+    training (stochastic depth, timm's DropPath; no parameters, so state-dict keys are unchanged)."""
+
+    def __init__(self, width: int, heads: int, mlp_dim: int, drop_path: float = 0.0) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(width, eps=LN_EPS)
         self.attn = Attention(width, heads)
         self.norm2 = nn.LayerNorm(width, eps=LN_EPS)
         self.mlp = Mlp(width, mlp_dim)
+        if drop_path > 0:
+            # Imported when used: timm takes ~2 s to import. Under deepspeed.zero.Init it must already be imported
+            # (parallelize.build_model does): its torch._dynamo import fails with zero.Init's Tensor patch.
+            from timm.layers import DropPath
+
+            self.drop_path: nn.Module = DropPath(drop_path)
+        else:
+            self.drop_path = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
