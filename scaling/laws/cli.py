@@ -154,7 +154,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--predict", type=float, nargs="+", default=[], metavar="X", help="x values to predict at")
         p.add_argument("--compare", help="BASE,NEW groups: compute multiplier of BASE over NEW (needs --at)")
         p.add_argument("--at", type=_floats, default=[], help="y values (accuracy or loss) for --compare")
-        p.add_argument("--decay", type=float, default=DECAY, help="convergence: S2 momentum lambda")
+        p.add_argument("--decay", type=float, default=DECAY, help="convergence: S2 momentum lambda per step")
+        p.add_argument(
+            "--anneal-delay",
+            type=float,
+            help="convergence: S2 momentum as a delay of this fraction of each run (lambda = 1 - 1/(F T)) "
+            "instead of --decay; 0.2 fits OpenCLIP zero-shot error curves (see convergence.curve_decay)",
+        )
         p.add_argument("--out", required=True, help="FIT.json to write")
         return p
     p = argparse.ArgumentParser(
@@ -308,7 +314,7 @@ def _fit(args: argparse.Namespace) -> int:
         y = args.y or "loss"
         kind = y_kind_of(y, args.y_kind) if args.y else (args.y_kind or "loss")
         curves = _load_curves(args.inputs, args.y, args.where, kind)
-        outcome = fit_curves(law, curves, opt, args.group_by, args.decay, y, kind)
+        outcome = fit_curves(law, curves, opt, args.group_by, args.decay, y, kind, args.anneal_delay)
     else:
         if opt.fit_fraction is not None:
             raise DataError("--fit-fraction backtests training curves; use --law convergence")
@@ -344,6 +350,7 @@ def _plot(args: argparse.Namespace) -> int:
             report.get("group_by") == "run",
             report.get("decay", DECAY),
             level,
+            report.get("anneal_delay"),
         )
         print(f"wrote {plots.save(fig, args.out)}")
         return 0

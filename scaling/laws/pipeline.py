@@ -136,6 +136,7 @@ def fit_curves(
     decay: float = DECAY,
     y: str = "loss",
     y_kind: str = "loss",
+    anneal_delay: float | None = None,
 ) -> Outcome:
     if "N" not in law.inputs:
         label = {"run": lambda c: c.run, "recipe": lambda c: c.group or "all", None: lambda c: "all"}[group_by]
@@ -149,7 +150,7 @@ def fit_curves(
                 f"group {mixed[0]!r} spans {len(sizes[mixed[0]])} model sizes but law {law.name} has no size "
                 f"term; use --law convergence_size, --group-by run|recipe, or --where to keep one model"
             )
-    data = curve_points(curves, law.inputs, decay, group_by)
+    data = curve_points(curves, law.inputs, decay, group_by, anneal_delay)
     step = np.concatenate([c.step for c in curves]).astype(float)
     if group_by == "run" and opt.holdout and opt.fit_fraction is None:
         raise DataError(
@@ -179,6 +180,7 @@ def fit_curves(
             "y_transform": "1 - value (accuracy fitted as error rate)" if y_kind == "accuracy" else None,
             "n_runs": len(curves),
             "decay": decay,
+            "anneal_delay": anneal_delay,
             "group_by": group_by,
             "fit_fraction": opt.fit_fraction,
             "holdout": backtest.holdout_rows(

@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from scaling.laws.convergence import Curve, annealing_areas  # noqa: E402
+from scaling.laws.convergence import Curve, annealing_areas, curve_decay  # noqa: E402
 from scaling.laws.decisions import allocate  # noqa: E402
 from scaling.laws.frontier import frontier  # noqa: E402
 from scaling.laws.problem import Fit  # noqa: E402
@@ -198,6 +198,7 @@ def curves_figure(
     by_run: bool = False,
     decay: float = 0.999,
     level: float = 0.9,
+    anneal_delay: float | None = None,
 ) -> plt.Figure:
     """Loss (or error) against samples seen (steps where samples are unknown), with the convergence fit."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -210,7 +211,7 @@ def curves_figure(
             continue
         groups = fit.layout.groups
         g = groups.index(c.run) if by_run and c.run in groups else (groups.index(c.group) if c.group in groups else 0)
-        s1, s2 = annealing_areas(c.lr, decay)
+        s1, s2 = annealing_areas(c.lr, curve_decay(c, decay, anneal_delay))
         # From the first logged step on: before it (warmup) S1 is tiny and the law is not meant to hold.
         steps = np.unique(np.geomspace(c.step[0], len(c.lr), 200).astype(int))
         X = {"S1": s1[steps - 1], "S2": s2[steps - 1], "N": np.full(len(steps), c.params)}

@@ -42,8 +42,9 @@ def test_openclip_frontier_slope_matches_cherti_et_al(tmp_path, recipe: str, slo
     assert b["lo"] <= b["value"] <= b["hi"]
 
 
-def _first_half_errors(curves, group_by=None) -> np.ndarray:
-    out = fit_curves(get_law("convergence"), curves, FitOptions(fit_fraction=0.5, bootstrap=0), group_by)
+def _first_half_errors(curves, group_by=None, **kw) -> np.ndarray:
+    opt = FitOptions(fit_fraction=0.5, bootstrap=0)
+    out = fit_curves(get_law("convergence"), curves, opt, group_by, **kw)
     return np.array([(h["predicted"] - h["actual"]) / h["actual"] for h in out.report["holdout"]])
 
 
@@ -63,13 +64,22 @@ def test_misfitting_first_half_predicts_the_end() -> None:
     assert np.median(np.abs(rel)) < 0.03  # measured ~1.2% over all 92 runs with >= 16 checkpoints
 
 
-def test_openclip_first_half_predicts_the_end_roughly() -> None:
-    curves = ref.openclip_curves(
+def _openclip_curves():
+    return ref.openclip_curves(
         shared_file("openclip_cherti2023_imagenet_zeroshot_learning_curves.csv"),
         shared_file("openclip_cherti2023_trained_models_info.csv"),
     )
-    curves = [c for c in curves if len(c.step) >= 30][:8]
+
+
+def test_openclip_first_half_predicts_the_end_with_a_late_annealing_delay() -> None:
+    # The 21 runs whose warmup is under 30% of the run (the 3B-sample runs warm up for 34%: their first
+    # half is 1.5 warmups, too little annealing to see; the bench reports them apart).
+    curves = [c for c in _openclip_curves() if (c.step <= 0.5 * c.step[-1]).sum() >= 5]
+    curves = [c for c in curves if np.argmax(c.lr) < 0.3 * len(c.lr)]
+    assert len(curves) == 21
+    # Tissue et al.'s 0.999 (a 1,000-step delay, under 1% of these runs): the end is overpredicted ~14%
     rel = _first_half_errors(curves, group_by="run")
-    # Zero-shot error is not a loss: the law underestimates the late-annealing gain and overpredicts
-    # the final error by ~15% (median over 26 runs). The bound catches anything worse than that.
-    assert np.median(np.abs(rel)) < 0.25
+    assert np.median(np.abs(rel)) > 0.1 and np.mean(rel) > 0.1
+    # the annealing gain arriving over 20% of the run: the end within 5% (median)
+    rel = _first_half_errors(curves, group_by="run", anneal_delay=0.2)
+    assert np.median(np.abs(rel)) < 0.05, f"median |relative error| {np.median(np.abs(rel)):.1%}"
