@@ -7,7 +7,7 @@ Examples:
   scaling demo --out runs/demo         # again: finished steps are skipped, an interrupted run resumes
   scaling demo --report-only --out runs/demo   # rebuild report.md from the run outputs
 
---quick: 1 seed (unless --seeds), half the stage-1/stage-2 samples, a sweep of 2 models x 2 budgets.
+--quick: 1 seed (unless --seeds), half the stage-1/stage-2 samples, a sweep of 1 model x 3 budgets (7 runs, not 21).
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ def convergence_figure(curves: dict[str, list[tuple[list[int], list[float]]]], p
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for recipe, runs in curves.items():
+        label = f"{LABELS.get(recipe, recipe)} ({len(runs)} seed{'s' * (len(runs) != 1)})"
         for i, (x, y) in enumerate(runs):
-            ax.plot(x, y, color=COLORS.get(recipe), alpha=0.8, lw=1.2,
-                    label=f"{LABELS.get(recipe, recipe)} ({len(runs)} seeds)" if i == 0 else None)
+            ax.plot(x, y, color=COLORS.get(recipe), alpha=0.8, lw=1.2, label=label if i == 0 else None)
     ax.set_xlabel("stage-2 samples seen")
     ax.set_ylabel("training loss (trailing mean)")
     ax.set_title("Stage-2 convergence")

@@ -25,8 +25,8 @@ def open_folder(out: Path, settings: DemoSettings, force: bool) -> DemoSettings:
         if diff:
             flag = "--quick" if saved.quick else "no --quick"
             raise ConfigError(f"{out} holds a demo made with other settings ({', '.join(diff)} differ; it was made "
-                              f"with {flag} --seeds {saved.seeds}); re-run with those to resume it, or choose "
-                              "another --out.")
+                              f"with {flag} --seeds {saved.seeds}, or by another version of the demo); re-run "
+                              "with those flags to resume it, or choose another --out.")
         return saved
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder (new or empty).")

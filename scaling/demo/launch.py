@@ -8,12 +8,11 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from scaling.sweep.status import run_status
 from scaling.sweep.write import read_runs
-
 
 # The job scripts run ${PYTHON:-python}: this interpreter, whatever is on PATH.
 _ENV = {**os.environ, "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"}

@@ -35,9 +35,14 @@ def _interval(e: Estimate, scale: float = 1.0, digits: int = 1) -> str:
 
 
 def _verdict(e: Estimate, up: str, down: str, none: str) -> str:
+    """From the interval's sign: up when it lies above 0, down when below, none when it holds 0."""
     if not e.has_interval():
-        return f"cannot tell from 1 seed ({none} not ruled out; run with --seeds 3)"
+        return "could not be judged (1 seed, no interval; run with --seeds 3)"
     return up if e.lo > 0 else down if e.hi < 0 else none
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
 
 
 class Comparison:
@@ -91,13 +96,13 @@ def _convergence_text(conv: dict) -> tuple[str, list[str]]:
     gap_text = f"mean stage-2 loss gap (random init minus from-MAE, over the curve): {_interval(gap, 1, 4)}"
     if logs is None:
         n = sum(p["speedup"] is None for p in per)
-        head = (f"did not speed up stage-2 convergence: in {n} of {len(per)} seeds the MAE-initialised run never "
-                "reached the random-init run's final loss")
+        head = (f"did not speed up stage-2 convergence: in {n} of {_plural(len(per), 'seed')} the MAE-initialised "
+                "run never reached the random-init run's final loss")
         return head + f"; {gap_text}", lines
     speed = Estimate(math.exp(logs.mean), math.exp(logs.lo), math.exp(logs.hi), logs.n)
-    verdict = _verdict(Estimate(logs.mean, logs.lo, logs.hi, logs.n), "sped up", "slowed", "did not measurably change")
-    if speed.has_interval():
-        verdict = "sped up" if logs.lo > 0 else "slowed" if logs.hi < 0 else "did not measurably change"
+    verdict = _verdict(logs, "sped up", "slowed", "did not measurably change")  # log speed-up > 0: faster
+    if not logs.has_interval():
+        verdict = "(1 seed, no interval)"
     head = (f"{verdict} stage-2 convergence: it reached the random-init run's final loss after "
             f"{1 / speed.mean:.0%} of the samples (speed-up {_interval(speed, 1, 2)}x, geometric mean)")
     return head + f"; {gap_text}", lines
@@ -144,8 +149,9 @@ def _sweep_lines(out: Path) -> list[str]:
     cells: dict[tuple[str, int], dict[str, dict]] = {}
     for r in rows:
         cells.setdefault((r["model"], int(r["samples"])), {})[r["recipe"]] = r
-    lines = ["| model | params | stage-2 samples | total FLOPs, from MAE | total FLOPs, random init | top-1 from MAE (%) | "
-             "top-1 random init (%) | difference (points) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| model | params | stage-2 samples | total FLOPs, from MAE | total FLOPs, random init | "
+             "top-1 from MAE (%) | top-1 random init (%) | difference (points) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     wins = 0
     for (model, samples), by in sorted(cells.items(), key=lambda kv: (int(next(iter(kv[1].values()))["params"]),
                                                                       kv[0][1])):
@@ -182,27 +188,28 @@ def build_report(out: Path) -> tuple[str, str]:
     conv_head, conv_table = _convergence_text(conv)
     acc_table, diffs = _accuracy(c)
     lin = diffs.get("linear_top1")
-    acc_head = "accuracy was not evaluated" if lin is None else (
-        _verdict(lin, "raised", "lowered", "did not measurably change")
-        + f" linear-probe accuracy ({_interval(lin, 100)} points)")
+    acc_head = "accuracy: not evaluated" if lin is None else (
+        _verdict(lin, "raised linear-probe accuracy", "lowered linear-probe accuracy",
+                 "did not measurably change linear-probe accuracy")
+        + f": {_interval(lin, 100)} points (from MAE minus random init)")
     train = json.loads((out / "shards" / "train" / "shards.json").read_text())
     val = json.loads((out / "shards" / "val" / "shards.json").read_text())
-    headline = (f"MAE pre-pretraining {conv_head.split(':')[0]} and {acc_head.split(' (')[0]} "
-                f"({len(c.seeds)} seed{'s' * (len(c.seeds) > 1)}, {s['model']})")
+    headline = (f"convergence: {conv_head.split(':')[0]}; accuracy: {acc_head.split(':')[0]} "
+                f"({_plural(len(c.seeds), 'seed')}, {s['model']})")
     lines = [
         "# scaling demo: MAE pre-pretraining in miniature",
         "",
         f"{'`--quick` run: ' if s['quick'] else ''}{s['model']} on the bundled Fashion-MNIST subset "
         f"({train['num_samples']:,} training / {val['num_samples']:,} validation images, {train['num_classes']} "
-        f"classes), {len(c.seeds)} seeds. Stage 1: MAE, {s['stage1_samples']:,} samples. Stage 2: WSP (softmax "
-        f"cross-entropy on the labels), {s['stage2_samples']:,} samples, from the MAE encoder and from random "
+        f"classes), {_plural(len(c.seeds), 'seed')}. Stage 1: MAE, {s['stage1_samples']:,} samples. Stage 2: WSP "
+        f"(softmax cross-entropy on the labels), {s['stage2_samples']:,} samples, from the MAE encoder and from random "
         f"init. Intervals: {LEVEL:.0%} Student-t over seeds (paired by seed). Every number below is read from the "
         "run outputs in this folder; `scaling demo --report-only --out DIR` rebuilds this file from them.",
         "",
         "## Answer at this scale",
         "",
         f"- **Convergence**: MAE pre-pretraining {conv_head}.",
-        f"- **Accuracy**: MAE pre-pretraining {acc_head}.",
+        f"- **Accuracy**: {acc_head}.",
         f"- **Compute**: {_compute_lines(c)[0]}",
         "",
         "## Stage-2 convergence",
