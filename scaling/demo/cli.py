@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", default="", help="the demo folder (default runs/demo, runs/demo_quick with --quick)")
     p.add_argument("--quick", action="store_true", help="every stage, shrunk to about 2 minutes")
     p.add_argument("--seeds", type=int, default=None, help="seeds of the main comparison (default 3; 1 with --quick)")
+    p.add_argument("--ranks", choices=("auto", "1", "2"), default="auto",
+                   help="ranks per main-comparison run: 2 under the DeepSpeed launcher, 1 process; auto: 2 when more "
+                   "than one core is free (kept for the folder once chosen)")
     p.add_argument("--verbose", action="store_true", help="show every command's own output")
     p.add_argument("--force", action="store_true", help="write into a folder that holds other files")
     p.add_argument("--report-only", action="store_true", help="only rebuild DIR/report.md from the run outputs")
@@ -60,12 +64,15 @@ def main(argv: list[str] | None = None) -> int:
             path, headline = write_report(out)
             print(f"{headline}\nwrote {path}")
             return 0
-        ranks = 2 if free_cores() > 1 else 1
+        ranks = (2 if free_cores() > 1 else 1) if args.ranks == "auto" else int(args.ranks)
         settings = open_folder(out, demo_settings(args.quick, args.seeds, ranks), args.force)
     except (ConfigError, ValueError) as e:
         print(f"scaling demo: {e}", file=sys.stderr)
         return 2
     from scaling.demo.launch import RunFailed
+
+    # SIGTERM unwinds like Ctrl-C, so a running training job is stopped (and checkpoints) with the demo.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     from scaling.demo.steps import STEPS, Demo
 
     s = settings

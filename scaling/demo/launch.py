@@ -37,11 +37,16 @@ def run_jobs(sweep_dir: Path, stage: str, echo: Callable[[str], None], verbose: 
         with log.open("a") as f:
             proc = subprocess.Popen(["bash", str(sweep_dir / "jobs" / f"{name}.sh")], stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, env=_ENV, text=True)
-            for line in proc.stdout:  # to the log always, to the terminal with --verbose
-                f.write(line)
-                if verbose:
-                    sys.stdout.write(line)
-            code = proc.wait()
+            try:
+                for line in proc.stdout:  # to the log always, to the terminal with --verbose
+                    f.write(line)
+                    if verbose:
+                        sys.stdout.write(line)
+                code = proc.wait()
+            except BaseException:  # Ctrl-C or SIGTERM: the run checkpoints at its next step and stops with us
+                proc.terminate()
+                proc.wait(timeout=120)
+                raise
         exit_file.write_text(f"{code}\n")
         state, detail = run_status(sweep_dir, name)
         if state != "done":
