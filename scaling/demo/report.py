@@ -96,8 +96,9 @@ def _convergence_text(conv: dict) -> tuple[str, list[str]]:
     gap_text = f"mean stage-2 loss gap (random init minus from-MAE, over the curve): {_interval(gap, 1, 4)}"
     if logs is None:
         n = sum(p["speedup"] is None for p in per)
-        head = (f"did not speed up stage-2 convergence: in {n} of {_plural(len(per), 'seed')} the MAE-initialised "
-                "run never reached the random-init run's final loss")
+        how = "did not speed up" if n == len(per) else "did not speed up, in every seed,"
+        head = (f"{how} stage-2 convergence: in {n} of {_plural(len(per), 'seed')} the MAE-initialised run never "
+                "reached the random-init run's final loss")
         return head + f"; {gap_text}", lines
     speed = Estimate(math.exp(logs.mean), math.exp(logs.lo), math.exp(logs.hi), logs.n)
     verdict = _verdict(logs, "sped up", "slowed", "did not measurably change")  # log speed-up > 0: faster

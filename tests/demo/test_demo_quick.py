@@ -3,10 +3,13 @@ all, and the report follows a changed run output. About 2-3 minutes on 2 CPU cor
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -16,7 +19,12 @@ pytestmark = pytest.mark.slow
 
 def _demo(*args: str) -> subprocess.CompletedProcess:
     scaling = shutil.which("scaling") or f"{sys.executable} -m scaling"
-    return subprocess.run([*scaling.split(), "demo", *args], capture_output=True, text=True, timeout=900)
+    # DeepSpeed builds its CPU comm op into one cache per user; venvs sharing a machine would rebuild it in
+    # turn (minutes), so each venv gets its own unless the caller chose one.
+    cache = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(
+        tempfile.gettempdir(), f"torch_extensions_{hashlib.sha1(sys.prefix.encode()).hexdigest()[:8]}")
+    return subprocess.run([*scaling.split(), "demo", *args], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "TORCH_EXTENSIONS_DIR": cache})
 
 
 def test_quick_demo_leaves_every_stage_and_resumes(tmp_path):
