@@ -4,6 +4,7 @@ can report stage 1 before stage 2. Finished runs are skipped; an interrupted one
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -51,5 +52,7 @@ def run_jobs(sweep_dir: Path, stage: str, echo: Callable[[str], None], verbose: 
         state, detail = run_status(sweep_dir, name)
         if state != "done":
             raise RunFailed(f"run {name} failed ({detail}); its log: {log}")
-        echo(f"  [{i}/{len(rows)}] {name}: {detail} in {time.perf_counter() - start:.0f} s")
+        summary = json.loads((sweep_dir / row["run_dir"] / "summary.json").read_text())
+        echo(f"  [{i}/{len(rows)}] {name}: {summary['samples_seen']:,} samples, loss {summary['loss']:.4f}, "
+             f"{time.perf_counter() - start:.0f} s")
     return [r["run"] for r in rows]
