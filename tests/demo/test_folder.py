@@ -73,3 +73,9 @@ def test_a_failed_run_stops_the_demo_with_its_log(tmp_path):
     with pytest.raises(RunFailed, match="failed .*exit 2: config error: something named here.*log"):
         run_jobs(out / "compare", "mae", echo=lambda s: None)
     assert json.loads((stage1 / "metrics.jsonl").read_text().splitlines()[0])["step"] == 1  # nothing removed
+
+
+def test_bad_seeds_are_refused_before_anything_is_written(tmp_path, capsys):
+    assert main(["--seeds", "0", "--out", str(tmp_path / "demo")]) == 2
+    assert "--seeds 0: give at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
