@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("scaling.laws.cli", "fit a scaling law to a results table, with bootstrap intervals"),
     "plot": ("scaling.laws.cli", "draw compute-vs-accuracy and scaling-law figures"),
     "plan": ("scaling.plan.cli", "what a run costs: memory per GPU per policy, largest micro batch, GPU-hours"),
+    "demo": ("scaling.demo.cli", "the whole pipeline on bundled real images, ending in a report (--quick: 2-3 min)"),
     "sweep": ("scaling.sweep.cli", "a scaling study: configs, job scripts, sweep.csv; sweep status / sweep run"),
 }
 

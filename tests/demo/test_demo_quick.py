@@ -1,0 +1,85 @@
+"""`scaling demo --quick` end to end, as a user runs it: every stage leaves its files, a re-run skips them
+all, and the report follows a changed run output. About 2-3 minutes on 2 CPU cores: slow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _demo(*args: str) -> subprocess.CompletedProcess:
+    scaling = shutil.which("scaling") or f"{sys.executable} -m scaling"
+    # DeepSpeed builds its CPU comm op into one cache per user; venvs sharing a machine would rebuild it in
+    # turn (minutes), so each venv gets its own unless the caller chose one.
+    cache = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(
+        tempfile.gettempdir(), f"torch_extensions_{hashlib.sha1(sys.prefix.encode()).hexdigest()[:8]}")
+    return subprocess.run([*scaling.split(), "demo", *args], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "TORCH_EXTENSIONS_DIR": cache})
+
+
+def test_quick_demo_leaves_every_stage_and_resumes(tmp_path):
+    out = tmp_path / "demo"
+    first = _demo("--quick", "--out", str(out))
+    assert first.returncode == 0, first.stdout + first.stderr
+    lines = first.stdout.splitlines()
+    assert [ln.split("]")[0] for ln in lines if ln.startswith("[")] == [f"[{i}/6" for i in range(1, 7)]
+    assert len(lines) < 40  # progress and one summary per step, not the commands' own output
+
+    # 1. shards written by `scaling data write`
+    for split in ("train", "val"):
+        manifest = json.loads((out / "shards" / split / "shards.json").read_text())
+        assert manifest["created_by"] == "scaling data write" and manifest["num_classes"] == 10
+        assert len(list((out / "shards" / split).glob("*.tar"))) == manifest["num_shards"]
+    # 2-3. stage-1 and both stage-2 runs: checkpoints, metrics, summaries
+    runs = sorted(p.name for p in (out / "compare" / "runs").iterdir())
+    assert [r.split("-")[0] for r in runs] == ["mae1", "mae_wsp", "wsp"]
+    for run in runs:
+        run_dir = out / "compare" / "runs" / run
+        assert list((run_dir / "checkpoints").glob("step_*/COMPLETE.json"))
+        assert (run_dir / "metrics.jsonl").read_text().count("\n") >= 8
+        assert json.loads((run_dir / "summary.json").read_text())["preempted"] is False
+    # 4. evaluation JSONs of both stage-2 runs, and their summaries' eval
+    for run in runs[1:]:
+        for protocol in ("linear", "knn", "lowshot"):
+            assert json.loads((out / "eval" / "compare" / run / f"{protocol}.json").read_text())["protocol"] == protocol
+        ev = json.loads((out / "compare" / "runs" / run / "summary.json").read_text())["eval"]
+        assert {"linear_top1", "knn_top1", "lowshot1_top1", "lowshot10_top1"} <= set(ev)
+    # 5. sweep: its runs, results table with stage-1 compute counted, fit, figure
+    sweep_runs = [p for p in (out / "sweep" / "runs").iterdir() if (p / "summary.json").is_file()]
+    assert len(sweep_runs) == 7
+    results = (out / "sweep" / "results.csv").read_text().splitlines()
+    assert results[0].startswith("run,model,params,samples,flops,total_flops,recipe")
+    assert sum(",linear_top1," in r for r in results) == 6
+    assert json.loads((out / "sweep" / "FIT.json").read_text())["law"] == "power"
+    assert (out / "figures" / "compute_vs_linear_top1.png").read_bytes()[:4] == b"\x89PNG"
+    # 6. the report and its figures
+    report = (out / "report.md").read_text()
+    assert "figures/convergence.png" in report and "figures/compute_vs_linear_top1.png" in report
+    assert (out / "figures" / "convergence.png").is_file()
+
+    # A re-run with the same --out: nothing trains again.
+    start = time.perf_counter()
+    again = _demo("--quick", "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("done before, skipped") == 3 + 7
+    assert time.perf_counter() - start < 60
+
+    # The report is read from the outputs: change one run's eval, rebuild, and its number changes.
+    mae_wsp = out / "compare" / "runs" / runs[1] / "summary.json"
+    summary = json.loads(mae_wsp.read_text())
+    old = summary["eval"]["knn_top1"]
+    summary["eval"]["knn_top1"] = 0.123
+    mae_wsp.write_text(json.dumps(summary))
+    assert _demo("--report-only", "--out", str(out)).returncode == 0
+    new_report = (out / "report.md").read_text()
+    assert f"| kNN top-1 | {100 * old:.1f} " in report and "| kNN top-1 | 12.3 " in new_report
