@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                  device=args.device)
         entries, run_dir, model = {}, None, args.model
     out = {"protocol": args.protocol, "weights": args.weights, "model": model, "train": args.train,
-           "val": args.val, **result}
+           "val": args.val, **result, "metrics": entries}  # metrics: the summary.json["eval"] names
     if int(os.environ.get("RANK", "0")) != 0:  # finetune under the launcher: rank 0 writes the outputs
         return out
     summary = update_summary(run_dir, entries)

@@ -200,20 +200,29 @@ def _metrics(run_dir: Path, summary: dict) -> dict[str, float]:
             rec = json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: not valid JSON ({e}); re-run that eval") from e
-        if "metric" not in rec or "value" not in rec:
-            raise DataError(f"{path}: an eval output needs 'metric' and 'value' (and 'protocol')")
-        name, protocol = str(rec["metric"]), str(rec.get("protocol") or "")
-        # summary.json names evals "<protocol>_<metric>" (linear_top1); eval files may give them apart.
-        if protocol and not name.startswith(protocol + "_"):
-            name = f"{protocol}_{name}"
-        value = _number(rec["value"], str(path))
-        if name in metrics and not math.isclose(metrics[name], value, rel_tol=1e-9):
-            warnings.warn(
-                f"{path}: {name} = {value} differs from summary.json ({metrics[name]}); using the eval file",
-                stacklevel=3,
-            )
-        metrics[name] = value
+        for name, value in _eval_file_metrics(rec, path).items():
+            if name in metrics and not math.isclose(metrics[name], value, rel_tol=1e-9):
+                warnings.warn(
+                    f"{path}: {name} = {value} differs from summary.json ({metrics[name]}); using the eval file",
+                    stacklevel=3,
+                )
+            metrics[name] = value
     return metrics
+
+
+def _eval_file_metrics(rec: dict, path: Path) -> dict[str, float]:
+    """{name: value} of one eval output: `scaling eval`'s EVAL.json ({"metrics": {"linear_top1": ...}}), or a
+    single {"metric", "value", "protocol"} record."""
+    if isinstance(rec.get("metrics"), dict):
+        return {str(k): _number(v, f"{path} metrics.{k}") for k, v in rec["metrics"].items()}
+    if "metric" not in rec or "value" not in rec:
+        raise DataError(f"{path}: an eval output needs 'metrics' ({{name: value}}, as `scaling eval` writes) or "
+                        "'metric' and 'value' (and 'protocol')")
+    name, protocol = str(rec["metric"]), str(rec.get("protocol") or "")
+    # summary.json names evals "<protocol>_<metric>" (linear_top1); eval files may give them apart.
+    if protocol and not name.startswith(protocol + "_"):
+        name = f"{protocol}_{name}"
+    return {name: _number(rec["value"], str(path))}
 
 
 def _last_logged_loss(path: Path) -> float | None:

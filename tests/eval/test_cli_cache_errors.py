@@ -69,6 +69,7 @@ def test_cli_knn_writes_eval_json_and_the_runs_summary(tmp_path):
     assert result["settings"]["k"] == 5 and result["seeds"] == [0] and result["settings"]["val_samples"] == 60
     summary = json.loads((run / "summary.json").read_text())
     assert summary["eval"] == {"old_metric": 0.5, "knn_top1": result["top1"], "knn_top5": result["top5"]}
+    assert result["metrics"] == {"knn_top1": result["top1"], "knn_top5": result["top5"]}  # what collect reads
     assert cli.main([*argv[:3], "lowshot", *argv[4:-2], "--shots", "1,2", "--splits", "2", "--grid", "1e-3"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary["eval"]) == {"old_metric", "knn_top1", "knn_top5", "lowshot1_top1", "lowshot2_top1"}

@@ -58,6 +58,17 @@ def test_collect_builds_one_row_per_run_and_metric(tmp_path) -> None:
     }
 
 
+def test_collect_reads_the_eval_json_that_scaling_eval_writes(tmp_path) -> None:
+    """`scaling eval --out RUN/eval/x.json` writes {"protocol", "top1", ..., "metrics": {name: value}}: collect
+    takes every entry of "metrics" (a file of that shape used to be refused for lacking 'metric')."""
+    eval_json = {"protocol": "lowshot", "top1": {"1": 0.3, "5": 0.5}, "per_class": [0.1] * 10,
+                 "metrics": {"lowshot1_top1": 0.3, "lowshot5_top1": 0.5}}
+    make_run_dir(tmp_path / "runs", "b16_wsp", 8.6e7, 10**6, 1.05e17, 2.7, evals={}, eval_files=[eval_json])
+    rows = collect([tmp_path / "runs" / "b16_wsp"])
+    got = {r["metric"]: float(r["value"]) for r in rows}
+    assert got == {"loss": 2.7, "lowshot1_top1": 0.3, "lowshot5_top1": 0.5}
+
+
 def test_collect_refuses_duplicate_run_names_and_incomplete_runs(tmp_path) -> None:
     a = make_run_dir(tmp_path / "x", "same", 1e8, 10, 1e15, 2.0)
     b = make_run_dir(tmp_path / "y", "same", 1e8, 10, 1e15, 2.0)
