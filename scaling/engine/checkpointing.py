@@ -4,7 +4,7 @@
 not change the run's math (config_diff), check the run dir may be used, and decide whether the job was resized
 (DeepSpeed's universal format). `start` writes the run dir's files. `restore`: convert if resized, load
 DeepSpeed's states, repair the universal load's faults, restore the data streams and RNG reading O(1) files per
-rank, truncate metrics.jsonl to the resumed step. `save`: every rank's part of a checkpoint.
+rank (MetricsLogger cuts metrics.jsonl and TensorBoard back to the resumed step). `save`: every rank's part of a checkpoint.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from scaling.config import ConfigError, dump_yaml, load_yaml, to_dict
 from scaling.engine import checkpoint as ckpt
 from scaling.engine.config_diff import check_resume_config, config_hash
 from scaling.engine.distributed import DistInfo, barrier, broadcast_object
-from scaling.engine.metrics import truncate_after
 from scaling.engine.run_dir import check_run_dir, prepare_run_dir, write_json
 
 log = logging.getLogger(__name__)
@@ -101,8 +100,8 @@ class CheckpointManager:
         if r.resized:
             repair_universal_load(engine.optimizer, groups, scheduler, peak_lr)
         self.restore_streams(streams)
-        if self.dist.is_main:  # a run that crashed after its last checkpoint logged steps that are replayed now
-            truncate_after(self.run_dir / "metrics.jsonl", client["train_state"]["step"])
+        # metrics.jsonl past this step (logged after the checkpoint, replayed now) is cut by MetricsLogger, which
+        # also purges TensorBoard from the same step.
         return client["train_state"]
 
     def restore_streams(self, streams) -> None:
