@@ -4,7 +4,8 @@
 not change the run's math (config_diff), check the run dir may be used, and decide whether the job was resized
 (DeepSpeed's universal format). `start` writes the run dir's files. `restore`: convert if resized, load
 DeepSpeed's states, repair the universal load's faults, restore the data streams and RNG reading O(1) files per
-rank (MetricsLogger cuts metrics.jsonl and TensorBoard back to the resumed step). `save`: every rank's part of a checkpoint.
+rank (MetricsLogger cuts metrics.jsonl and TensorBoard back to the resumed step). `save`: every rank's part
+of a checkpoint.
 """
 
 from __future__ import annotations
