@@ -79,7 +79,8 @@ class LazyWeights(MutableMapping):
         return self._file.metadata() or {}
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        out = {k: tuple(self._file.get_slice(src).get_shape()) for k, src in self._names.items()}
+        # Keys set here (fc_norm made for global_pool=avg, a resampled pos_embed) are not in the file.
+        out = {k: tuple(self._file.get_slice(src).get_shape()) for k, src in self._names.items() if k not in self._set}
         out.update({k: tuple(v.shape) for k, v in self._set.items()})
         return out
 
