@@ -46,18 +46,21 @@ def lowshot(
         runs = []
         for seed in range(splits):
             picked, held = pick_shots(train_y, k, seed, holdout_per_class)
-            scores = {}
+            scores, models = {}, {}
             for wd in sorted(grid, reverse=True):
-                m = fit_logreg(train_x[picked], train_y[picked], len(classes), wd)
-                scores[wd] = topk_accuracy(m.scores(train_x[held]), train_y[held], 1) if len(held) else 0.0
+                models[wd] = fit_logreg(train_x[picked], train_y[picked], len(classes), wd)
+                scores[wd] = topk_accuracy(models[wd].scores(train_x[held]), train_y[held], 1) if len(held) else 0.0
             best = max(sorted(grid, reverse=True), key=lambda wd: scores[wd])
-            model = fit_logreg(train_x[picked], train_y[picked], len(classes), best)
+            # The grid's fit at the chosen decay is the final model: same K samples, same start, same decay (a
+            # refit would repeat it exactly, and it was a third of low-shot's time).
+            model = models[best]
             s = summary(model.scores(val_x), val_y, classes)
             runs.append({"seed": seed, "top1": s["top1"], "top5": s["top5"], "weight_decay": best,
-                         "train_indices": picked.tolist()})
+                         "solver": model.solver, "iterations": model.iterations, "train_indices": picked.tolist()})
         top1 = np.array([r["top1"] for r in runs])
         top5 = np.array([r["top5"] for r in runs])
         results[str(k)] = {"top1": float(top1.mean()), "top1_std": float(top1.std()), "top5": float(top5.mean()),
                            "top5_std": float(top5.std()), "splits": runs}
     return {"shots": results, "settings": {"shots": list(shots), "splits": splits, "grid": list(grid),
-                                           "holdout_per_class": holdout_per_class, "solver": "lbfgs"}}
+                                           "holdout_per_class": holdout_per_class,
+                                           "solver": "newton or lbfgs (per split, by size: probe.fit_logreg)"}}
