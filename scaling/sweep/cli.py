@@ -3,7 +3,7 @@
 Examples:
   scaling sweep jobs/sweeps/paper_grid.yaml --out /ckpt/paper_grid && bash /ckpt/paper_grid/submit.sh
   scaling sweep status /ckpt/paper_grid
-  scaling sweep jobs/sweeps/tiny_cpu.yaml --out runs/tiny_sweep && scaling sweep run runs/tiny_sweep
+  scaling sweep jobs/sweeps/tiny_cpu.yaml --out runs/tiny_sweep && scaling sweep run runs/tiny_sweep --jobs 2
   scaling results collect runs/tiny_sweep --out results.csv
 """
 
@@ -65,8 +65,14 @@ def _status(argv: list[str]) -> int:
 def _run(argv: list[str]) -> int:
     from scaling.sweep.run import run_sweep
 
-    out = _sweep_dir(argv, "run", "Run a local sweep here, in dependency order, skipping runs already done.")
-    failed = run_sweep(out)
+    p = argparse.ArgumentParser(prog="scaling sweep run", description="Run a local sweep here, in dependency "
+                                "order, skipping runs already done.")
+    p.add_argument("dir", help="a folder written by `scaling sweep SPEC --out DIR`")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (default 1); each gets its own port, its "
+                   "share of the CPU cores and, on a GPU machine, its own GPU (one-GPU runs only)")
+    args = p.parse_args(argv)
+    out = Path(args.dir)
+    failed = sum(o.state in ("failed", "skipped") for o in run_sweep(out, jobs=args.jobs))
     print(f"{'all runs done' if not failed else f'{failed} runs did not finish'}; "
           f"next: scaling results collect {out}")
     return 1 if failed else 0
