@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ class Demo:
     settings: DemoSettings
     echo: Callable[[str], None] = print
     verbose: bool = False
+    jobs: int = 1  # runs at once (2 when 2 cores are free)
+
 
     @property
     def shards(self) -> Path:
@@ -44,14 +47,14 @@ class Demo:
         unless --verbose. A non-zero exit raises with the command and the log to read."""
         path = self.out / "logs" / log
         path.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.StringIO()
+        buf, start = io.StringIO(), time.perf_counter()
         if self.verbose:
             code = main(argv)
         else:
             with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
                 code = main(argv)
         with path.open("a") as f:
-            f.write(f"$ scaling {' '.join(argv)}\n{buf.getvalue()}exit {code}\n")
+            f.write(f"$ scaling {' '.join(argv)}\n{buf.getvalue()}exit {code} ({time.perf_counter() - start:.1f} s)\n")
         if code:
             tail = [ln for ln in buf.getvalue().splitlines() if ln.strip()][-1:] or ["(see the log)"]
             raise ConfigError(f"`scaling {' '.join(argv[:2])} ...` failed: {tail[0]} (log: {path})")
@@ -86,7 +89,7 @@ def _summary(run_dir: Path) -> dict:
 def step_stage1(d: Demo) -> str:
     folder = _make_sweep(d, "compare", compare_spec(d.settings, d.shards / "train"))
     how = "2 ranks (DeepSpeed launcher)" if d.settings.ranks == 2 else "1 process"
-    names = run_jobs(folder, "mae", d.echo, d.verbose)
+    names = run_jobs(folder, "mae", d.echo, d.verbose, d.jobs)
     losses = [_summary(folder / "runs" / n)["loss"] for n in names]
     return (f"{len(names)} MAE run{'s' * (len(names) != 1)} of {d.settings.model}, {d.settings.stage1_samples} "
             f"samples each, {how}; "
@@ -95,7 +98,7 @@ def step_stage1(d: Demo) -> str:
 
 def step_stage2(d: Demo) -> str:
     folder = d.out / "compare"
-    names = run_jobs(folder, "wsp", d.echo, d.verbose)
+    names = run_jobs(folder, "wsp", d.echo, d.verbose, d.jobs)
     by = {"mae_wsp": [], "wsp": []}
     for n in names:
         s = _summary(folder / "runs" / n)
@@ -131,7 +134,7 @@ def _evaluate(d: Demo, folder: Path, protocols: tuple[str, ...], extra: list[str
 
 def step_eval(d: Demo) -> str:
     folder = d.out / "compare"
-    n = _evaluate(d, folder, PROTOCOLS, [])
+    n = _evaluate(d, folder, PROTOCOLS, ["--train-samples", str(d.settings.eval_train_samples)])
     acc = {"mae_wsp": [], "wsp": []}
     for run in _stage2_runs(folder):
         s = _summary(folder / "runs" / run)
@@ -147,7 +150,7 @@ def step_sweep(d: Demo) -> str:
     s = d.settings
     folder = _make_sweep(d, "sweep", sweep_spec(s, d.shards / "train"))
     for stage in ("mae", "wsp"):
-        run_jobs(folder, stage, d.echo, d.verbose)
+        run_jobs(folder, stage, d.echo, d.verbose, d.jobs)
     _evaluate(d, folder, ("linear",), ["--train-samples", str(s.sweep_eval_samples)])
     results, fit = folder / "results.csv", folder / "FIT.json"
     figure = d.out / "figures" / "compute_vs_linear_top1.png"
