@@ -2,8 +2,8 @@
 Fashion-MNIST subset, ending in DIR/report.md: did MAE pre-pretraining speed up stage 2 and raise accuracy?
 
 Examples:
-  scaling demo --quick                 # every stage, shrunk: 80 s on 2 CPU cores
-  scaling demo --out runs/demo         # 3 seeds, a 3 x 3 x 2 sweep: under 6 minutes on 2 CPU cores
+  scaling demo --quick                 # every stage, shrunk: 80-100 s on 2 CPU cores
+  scaling demo --out runs/demo         # 3 seeds, a 3 x 3 x 2 sweep: 6-7 minutes on 2 CPU cores
   scaling demo --out runs/demo         # again: finished steps are skipped, an interrupted run resumes
   scaling demo --report-only --out runs/demo   # rebuild report.md from the run outputs
 
@@ -29,7 +29,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                 epilog="examples:" + __doc__.split("Examples:", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="", help="the demo folder (default runs/demo, runs/demo_quick with --quick)")
-    p.add_argument("--quick", action="store_true", help="every stage, shrunk (7 sweep runs, 1 seed): 80 s on 2 cores")
+    p.add_argument("--quick", action="store_true",
+                   help="every stage, shrunk (7 sweep runs, 1 seed): 80-100 s on 2 cores")
     p.add_argument("--seeds", type=int, default=None, help="seeds of the main comparison (default 3; 1 with --quick)")
     p.add_argument("--ranks", choices=("auto", "1", "2"), default="auto",
                    help="ranks per main-comparison run: 2 under the DeepSpeed launcher, 1 process; auto: 2 when more "

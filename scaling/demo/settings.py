@@ -1,8 +1,9 @@
 """What `scaling demo` runs in each mode: the main comparison (one model, N seeds) and the small sweep.
 
-Measured on an idle 2-core box: the default in 5 min 39 s, --quick in 79 s (target: 10 and 2 minutes). Process
-start-up (importing torch and DeepSpeed, ~5 s) costs more than a tiny run trains, so --quick saves mostly by
-starting fewer runs, and the demo runs 2 at once when 2 cores are free.
+Measured on an idle 2-core box: the default in 5 min 39 s to 6 min 32 s, --quick in 79-99 s (targets: 10 and 2
+minutes; benchmarks/demo_timing.py). Process start-up (importing torch and DeepSpeed, ~5 s) costs more than a
+tiny run trains, so --quick saves mostly by starting fewer runs, and the demo runs 2 at once when 2 cores are
+free.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`scaling demo --quick` end to end, as a user runs it: every stage leaves its files, a re-run skips them
-all, and the report follows a changed run output. 80 s on an idle 2-core box (in the default suite: the
+all, and the report follows a changed run output. 80-100 s on an idle 2-core box (in the default suite: the
 issue asks the tests to run the quick demo, and it fits the 2-minute budget)."""
 
 from __future__ import annotations
