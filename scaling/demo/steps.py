@@ -82,6 +82,14 @@ def _make_sweep(d: Demo, name: str, spec: dict) -> Path:
     return d.out / name
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):.4f}" if min(values) == max(values) else f"{min(values):.4f}-{max(values):.4f}"
+
+
 def _summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
@@ -93,7 +101,7 @@ def step_stage1(d: Demo) -> str:
     losses = [_summary(folder / "runs" / n)["loss"] for n in names]
     return (f"{len(names)} MAE run{'s' * (len(names) != 1)} of {d.settings.model}, {d.settings.stage1_samples} "
             f"samples each, {how}; "
-            f"final loss {min(losses):.4f}-{max(losses):.4f} -> {folder / 'runs'}")
+            f"final loss {_span(losses)} -> {folder / 'runs'}")
 
 
 def step_stage2(d: Demo) -> str:
@@ -161,8 +169,9 @@ def step_sweep(d: Demo) -> str:
                        "--group-by", "recipe", "--out", str(fit)], "sweep_fit.log")
     d.call(laws_main, ["plot", str(results), "--fit", str(fit), "--out", str(figure)], "sweep_fit.log")
     runs = len(_stage2_runs(folder))
-    return (f"{runs} stage-2 runs ({len(s.sweep_models)} models x {len(s.sweep_samples)} budgets x 2 recipes) + "
-            f"{len(s.sweep_models)} stage-1 runs; {results.name}, {fit.name} -> {folder}; figure {figure}")
+    models = len(s.sweep_models)
+    return (f"{runs} stage-2 runs ({_n(models, 'model')} x {len(s.sweep_samples)} budgets x 2 recipes) + "
+            f"{_n(models, 'stage-1 run')}; {results.name}, {fit.name} -> {folder}; figure {figure}")
 
 
 def step_report(d: Demo) -> str:
