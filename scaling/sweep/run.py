@@ -64,8 +64,9 @@ def gpu_ids() -> list[str]:
     return sorted((p.name[6:] for p in Path("/dev").glob("nvidia[0-9]*")), key=int)
 
 
-def check_jobs(out: Path, jobs: int) -> list[str]:
-    """Refuses a --jobs that would make runs share devices; returns the GPU ids to hand out (empty on CPU)."""
+def check_jobs(out: Path, jobs: int) -> tuple[list[str], int]:
+    """Refuses a --jobs that would make runs share devices. Returns the GPU ids to hand out (empty on CPU) and the
+    processes of one run (its ranks: spec `gpus`, which on a CPU machine are CPU ranks)."""
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: give 1 or more runs at once.")
     spec_path = out / SPEC_FILE
@@ -80,7 +81,7 @@ def check_jobs(out: Path, jobs: int) -> list[str]:
     if gpus and jobs > len(gpus):
         raise ConfigError(f"--jobs {jobs} needs one GPU per run and {len(gpus)} are visible; use --jobs "
                           f"{len(gpus)} or fewer.")
-    return gpus
+    return gpus, max(1, int(spec.get("gpus", 1)))
 
 
 def _free_port() -> int:
@@ -89,11 +90,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _job_env(jobs: int, slot: int, gpus: list[str]) -> dict[str, str]:
+def _job_env(jobs: int, slot: int, gpus: list[str], ranks: int) -> dict[str, str]:
     env = {**os.environ, "PYTHON": os.environ.get("PYTHON", sys.executable), "PYTHONUNBUFFERED": "1"}
     if jobs > 1:
         env["MASTER_PORT"] = str(_free_port())
-        env.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // jobs)))
+        # Every process of every run gets its share of the cores (CPU ranks: jobs x ranks processes).
+        share = len(os.sched_getaffinity(0)) // (jobs * (1 if gpus else ranks))
+        env.setdefault("OMP_NUM_THREADS", str(max(1, share)))
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[slot]
     return env
@@ -123,7 +126,7 @@ def run_sweep(out: Path, jobs: int = 1, stages: tuple[str, ...] = (), verbose: b
     """Runs the folder's runs (only those of `stages` when given) that are not done yet, up to `jobs` at once,
     in sweep.csv order as far as dependencies allow. Returns one outcome per run, in the order they ended."""
     out = out.resolve()
-    gpus = check_jobs(out, jobs)
+    gpus, ranks = check_jobs(out, jobs)
     rows = [r for r in read_runs(out) if not stages or r["stage"] in stages]
     index = {r["run"]: i for i, r in enumerate(rows, start=1)}
     pending, running, outcomes = list(rows), {}, []
@@ -158,7 +161,7 @@ def run_sweep(out: Path, jobs: int = 1, stages: tuple[str, ...] = (), verbose: b
                     break
                 slot = min(set(range(jobs)) - {r.slot for r in running.values()})
                 (out / "logs" / f"{name}.exit").unlink(missing_ok=True)
-                proc, copier, log = _start(out, name, _job_env(jobs, slot, gpus), verbose)
+                proc, copier, log = _start(out, name, _job_env(jobs, slot, gpus, ranks), verbose)
                 running[name] = _Running(index[name], proc, copier, log, time.perf_counter(), slot)
                 pending.remove(row)
                 if started:

@@ -130,3 +130,14 @@ def test_jobs_that_would_share_devices_are_refused_before_anything_runs(tmp_path
     with pytest.raises(ConfigError, match=message):
         run_sweep(out, jobs=jobs)
     assert not _times(out) and not list((out / "logs").glob("*.log"))
+
+
+@pytest.mark.parametrize(("gpus", "threads"), [(1, "8"), (2, "4")])
+def test_each_process_gets_its_share_of_the_cores(tmp_path, monkeypatch, gpus, threads):
+    """16 cores, 2 runs at once: 8 threads per one-process run, 4 per rank of a 2-rank CPU run."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("scaling.sweep.run.gpu_ids", lambda: [])
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    out = _sweep(tmp_path, gpus=gpus, sleep=0)
+    run_sweep(out, jobs=2, report=lambda *a: None, started=None)
+    assert {v["omp"] for v in _times(out).values()} == {threads}
