@@ -66,24 +66,17 @@ def fit_logreg(
         with torch.no_grad():
             w.copy_(init.weight)
             b.copy_(init.bias)
+    onehot = F.one_hot(y, num_classes).double()
     p = (z.shape[1] + 1) * num_classes
     if z.shape[0] * p * p + p**3 <= NEWTON_MAX_FLOPS and z.shape[0] * p <= NEWTON_MAX_FLOATS:
-        w, b, iters = newton_logreg(z, F.one_hot(y, num_classes).double(), weight_decay, w, b)
+        w, b, iters = newton_logreg(z, onehot, weight_decay, w, b)
         return LinearModel(w, b, mu, sd, iters, "newton")
     opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, tolerance_grad=1e-8, tolerance_change=1e-12,
                             history_size=20, line_search_fn="strong_wolfe")
 
-    onehot = F.one_hot(y, num_classes).double()
-    n = z.shape[0]
-
     def closure() -> torch.Tensor:
-        # Loss and gradient by hand (d CE / d logits = softmax - onehot): autograd's overhead was most of the time.
         with torch.no_grad():
-            logp = torch.log_softmax(z @ w + b, dim=1)
-            loss = -(onehot * logp).sum() / n + 0.5 * weight_decay * (w * w).sum()
-            dlogits = (logp.exp() - onehot) / n
-            w.grad = z.T @ dlogits + weight_decay * w
-            b.grad = dlogits.sum(dim=0)
+            loss, w.grad, b.grad, _ = objective(z, onehot, weight_decay, w, b)
         return loss
 
     opt.step(closure)
@@ -91,48 +84,53 @@ def fit_logreg(
     return LinearModel(w.detach(), b.detach(), mu, sd, int(iters))
 
 
+def objective(z: torch.Tensor, onehot: torch.Tensor, weight_decay: float, w: torch.Tensor,
+              b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The probe objective at (w, b): (loss, d/dw, d/db, softmax). Gradients by hand (d CE / d logits =
+    softmax - onehot): autograd's overhead was most of L-BFGS's time."""
+    n = z.shape[0]
+    logp = torch.log_softmax(z @ w + b, dim=1)
+    prob = logp.exp()
+    dlogits = (prob - onehot) / n
+    loss = -(onehot * logp).sum() / n + 0.5 * weight_decay * (w * w).sum()
+    return loss, z.T @ dlogits + weight_decay * w, dlogits.sum(dim=0), prob
+
+
 def newton_logreg(z: torch.Tensor, onehot: torch.Tensor, weight_decay: float, w: torch.Tensor, b: torch.Tensor,
                   max_iter: int = 100, tol: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Newton's method on the probe objective, from (w, b): the bias rides as a constant feature with no decay.
-    Returns (w, b, iterations)."""
+    """Newton's method on the probe objective, from (w, b). The Hessian treats the bias as the weight of a constant
+    feature, with no decay. Returns (w, b, iterations)."""
     n, d = z.shape
     c = onehot.shape[1]
     za = torch.cat([z, torch.ones(n, 1, dtype=z.dtype)], dim=1)  # [n, d + 1]
-    theta = torch.cat([w, b[None]], dim=0)  # [d + 1, c]
-    decay = torch.full((d + 1, 1), weight_decay, dtype=z.dtype)
+    decay = torch.full((d + 1, c), weight_decay, dtype=z.dtype)
     decay[d] = 0.0
-
-    def loss_grad(th: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor]:
-        logp = torch.log_softmax(za @ th, dim=1)
-        loss = -(onehot * logp).sum() / n + 0.5 * weight_decay * (th[:d] * th[:d]).sum()
-        prob = logp.exp()
-        return float(loss), za.T @ (prob - onehot) / n + decay * th, prob
-
-    loss, grad, prob = loss_grad(theta)
+    idx = torch.arange(c)
+    loss, gw, gb, prob = objective(z, onehot, weight_decay, w, b)
     it = 0
     for it in range(1, max_iter + 1):
+        grad = torch.cat([gw, gb[None]], dim=0)  # [d + 1, c]
         if float(grad.abs().max()) <= tol:
             it -= 1
             break
         # H[(j,a),(k,b)] = 1/n sum_i za_ij za_ik (p_ia [a=b] - p_ia p_ib) + decay_j [j=k][a=b]
-        per_class = torch.einsum("ij,ia,ik->ajk", za, prob, za) / n  # [c, d+1, d+1]
         h = torch.zeros(d + 1, c, d + 1, c, dtype=z.dtype)
-        idx = torch.arange(c)
-        h[:, idx, :, idx] = per_class
+        h[:, idx, :, idx] = torch.einsum("ij,ia,ik->ajk", za, prob, za) / n  # the per-class diagonal blocks
         m = (za[:, :, None] * prob[:, None, :]).reshape(n, -1)
         h = h.reshape((d + 1) * c, -1) - m.T @ m / n
-        h.diagonal().add_(decay.expand(d + 1, c).reshape(-1) + 1e-12)  # 1e-12: softmax's bias-shift null space
+        h.diagonal().add_(decay.reshape(-1) + 1e-12)  # 1e-12: softmax's bias-shift null space
         step = torch.linalg.solve(h, -grad.reshape(-1)).reshape(d + 1, c)
         slope, t = float((grad * step).sum()), 1.0
         for _ in range(40):  # Armijo backtracking
-            new_loss, new_grad, new_prob = loss_grad(theta + t * step)
-            if new_loss <= loss + 1e-4 * t * slope:
+            new = objective(z, onehot, weight_decay, w + t * step[:d], b + t * step[d])
+            if float(new[0]) <= float(loss) + 1e-4 * t * slope:
                 break
             t *= 0.5
         else:
             break  # no decrease left at float64 precision: converged as far as it goes
-        theta, loss, grad, prob = theta + t * step, new_loss, new_grad, new_prob
-    return theta[:d].contiguous(), theta[d].contiguous(), it
+        w, b = w + t * step[:d], b + t * step[d]
+        loss, gw, gb, prob = new
+    return w.contiguous(), b.contiguous(), it
 
 
 def holdout_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
