@@ -11,7 +11,6 @@ takes one-GPU runs only there, since the DeepSpeed launcher's --num_gpus ignores
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from scaling.config import ConfigError
+from scaling.engine.distributed import free_port
 from scaling.sweep.status import run_status
 from scaling.sweep.write import SPEC_FILE, read_runs
 
@@ -48,7 +48,6 @@ def _print_start(i: int, n: int, name: str, log: Path) -> None:
 
 @dataclass
 class _Running:
-    index: int
     proc: subprocess.Popen
     copier: threading.Thread | None
     log: object
@@ -84,16 +83,10 @@ def check_jobs(out: Path, jobs: int) -> tuple[list[str], int]:
     return gpus, max(1, int(spec.get("gpus", 1)))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _job_env(jobs: int, slot: int, gpus: list[str], ranks: int) -> dict[str, str]:
     env = {**os.environ, "PYTHON": os.environ.get("PYTHON", sys.executable), "PYTHONUNBUFFERED": "1"}
     if jobs > 1:
-        env["MASTER_PORT"] = str(_free_port())
+        env["MASTER_PORT"] = str(free_port())
         # Every process of every run gets its share of the cores (CPU ranks: jobs x ranks processes).
         share = len(os.sched_getaffinity(0)) // (jobs * (1 if gpus else ranks))
         env.setdefault("OMP_NUM_THREADS", str(max(1, share)))
@@ -129,41 +122,46 @@ def run_sweep(out: Path, jobs: int = 1, stages: tuple[str, ...] = (), verbose: b
     gpus, ranks = check_jobs(out, jobs)
     rows = [r for r in read_runs(out) if not stages or r["stage"] in stages]
     index = {r["run"]: i for i, r in enumerate(rows, start=1)}
-    pending, running, outcomes = list(rows), {}, []
+    running: dict[str, _Running] = {}
+    ended: dict[str, str] = {}  # run -> the state it ended in
+    outcomes: list[RunOutcome] = []
     (out / "logs").mkdir(exist_ok=True)
 
     def end(o: RunOutcome) -> None:
         outcomes.append(o)
+        ended[o.name] = o.state
         report(index[o.name], len(rows), o)
 
-    def state_of(name: str) -> str:
-        return next((o.state for o in outcomes if o.name == name), "")
-
+    pending = []
+    for row in rows:  # each run's files are read once here, not at every poll below
+        if run_status(out, row["run"])[0] == "done":
+            end(RunOutcome(row["run"], "done before"))
+        else:
+            pending.append(row)
+    waiting = {r["run"] for r in pending}
     try:
         while pending or running:
             for row in list(pending):
                 name, dep = row["run"], row["depends_on"]
-                if run_status(out, name)[0] == "done":
-                    pending.remove(row)
-                    end(RunOutcome(name, "done before"))
-                    continue
-                if dep and state_of(dep) in ("failed", "skipped"):
-                    pending.remove(row)
-                    end(RunOutcome(name, "skipped", f"its stage 1 {dep} {state_of(dep)}"))
-                    continue
-                if dep and (dep in running or any(r["run"] == dep for r in pending)):
+                if dep and ended.get(dep) in ("failed", "skipped"):
+                    skip = f"its stage 1 {dep} {ended[dep]}"
+                elif dep and (dep in running or dep in waiting):
                     continue  # waits for its stage 1
-                if dep and run_status(out, dep)[0] != "done":
-                    pending.remove(row)
-                    end(RunOutcome(name, "skipped", f"its stage 1 {dep} is not done (run that stage first)"))
-                    continue
-                if len(running) == jobs:
+                elif dep and dep not in ended and run_status(out, dep)[0] != "done":  # a stage not run here
+                    skip = f"its stage 1 {dep} is not done (run that stage first)"
+                elif len(running) == jobs:
                     break
+                else:
+                    skip = ""
+                pending.remove(row)
+                waiting.discard(name)
+                if skip:
+                    end(RunOutcome(name, "skipped", skip))
+                    continue
                 slot = min(set(range(jobs)) - {r.slot for r in running.values()})
                 (out / "logs" / f"{name}.exit").unlink(missing_ok=True)
                 proc, copier, log = _start(out, name, _job_env(jobs, slot, gpus, ranks), verbose)
-                running[name] = _Running(index[name], proc, copier, log, time.perf_counter(), slot)
-                pending.remove(row)
+                running[name] = _Running(proc, copier, log, time.perf_counter(), slot)
                 if started:
                     started(index[name], len(rows), name, out / "logs" / f"{name}.log")
             for name, r in list(running.items()):
