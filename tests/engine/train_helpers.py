@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from scaling.engine.distributed import free_port as _free_port  # noqa: F401 (tests import it from here)
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def train_cmd(config: str, overrides: list[str], ranks: int = 1, module: str = "scaling.train") -> list[str]:

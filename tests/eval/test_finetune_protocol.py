@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -13,16 +12,11 @@ import pytest
 import torch
 from eval_helpers import REPO, TRAIN, class_tree
 
+from scaling.engine.distributed import free_port
 from scaling.models import create_model
 from scaling.models.weights import save_safetensors
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_finetune_protocol_fills_eval_json_and_the_summary(tmp_path):
@@ -65,7 +59,7 @@ def test_features_across_two_ranks_equal_one_process(tmp_path):
                           "--cache-dir", str(tmp_path / "c1")], cwd=REPO, capture_output=True, text=True, env=env)
     assert one.returncode == 0, one.stderr[-3000:]
     launcher = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2",
-                "--master_port", str(_free_port()), "--module", "scaling.eval.cli"]
+                "--master_port", str(free_port()), "--module", "scaling.eval.cli"]
     two = subprocess.run([*launcher, *common, "--out", str(tmp_path / "two.json"), "--cache-dir", str(tmp_path / "c2")],
                          cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
     assert two.returncode == 0, two.stderr[-3000:]

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 from pathlib import Path
+
+from scaling.engine.distributed import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 JOBS = REPO / "jobs"
@@ -40,12 +41,6 @@ bash -c '
 ' &
 wait $!
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_stubs(stub_dir: Path) -> Path:

@@ -10,11 +10,9 @@ import sys
 import pytest
 from sweep_helpers import REPO, write_spec
 
+from scaling.engine.distributed import free_port
 from scaling.sweep.cli import main
 from scaling.sweep.status import sweep_status
-
-sys.path.insert(0, str(REPO / "tests" / "jobs"))
-from jobs_helpers import free_port  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
