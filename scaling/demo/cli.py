@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # SIGTERM unwinds like Ctrl-C, so a running training job is stopped (and checkpoints) with the demo.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    from scaling.demo.report import plural
     from scaling.demo.steps import STEPS, Demo
 
     s = settings
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     # one after the other in 35 s.
     jobs = 2 if two_cores else 1
     how = "2 ranks per run (DeepSpeed launcher)" if s.ranks == 2 else "1 process per run"
-    print(f"scaling demo{' --quick' if s.quick else ''}: {s.model}, {s.seeds} seed{'s' * (s.seeds > 1)}, {how}"
+    print(f"scaling demo{' --quick' if s.quick else ''}: {s.model}, {plural(s.seeds, 'seed')}, {how}"
           f"{', 2 runs at once' if jobs == 2 else ''} -> {out}")
     demo, start = Demo(out, s, echo=print, verbose=args.verbose, jobs=jobs), time.perf_counter()
     done = read_stamp(out)["steps"]

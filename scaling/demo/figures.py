@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scaling.demo.report import plural
+
 LABELS = {"mae_wsp": "WSP from MAE (stage 1 + 2)", "wsp": "WSP from random init"}
 COLORS = {"mae_wsp": "tab:blue", "wsp": "tab:orange"}
 
@@ -17,7 +19,7 @@ def convergence_figure(curves: dict[str, list[tuple[list[int], list[float]]]], p
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for recipe, runs in curves.items():
-        label = f"{LABELS.get(recipe, recipe)} ({len(runs)} seed{'s' * (len(runs) != 1)})"
+        label = f"{LABELS.get(recipe, recipe)} ({plural(len(runs), 'seed')})"
         for i, (x, y) in enumerate(runs):
             ax.plot(x, y, color=COLORS.get(recipe), alpha=0.8, lw=1.2, label=label if i == 0 else None)
     ax.set_xlabel("stage-2 samples seen")

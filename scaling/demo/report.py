@@ -41,7 +41,8 @@ def _verdict(e: Estimate, up: str, down: str, none: str) -> str:
     return up if e.lo > 0 else down if e.hi < 0 else none
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """'1 seed', '3 seeds' (the demo's printouts and report)."""
     return f"{n} {word}{'s' * (n != 1)}"
 
 
@@ -97,7 +98,7 @@ def _convergence_text(conv: dict) -> tuple[str, list[str]]:
     if logs is None:
         n = sum(p["speedup"] is None for p in per)
         how = "did not speed up" if n == len(per) else "did not speed up, in every seed,"
-        head = (f"{how} stage-2 convergence: in {n} of {_plural(len(per), 'seed')} the MAE-initialised run never "
+        head = (f"{how} stage-2 convergence: in {n} of {plural(len(per), 'seed')} the MAE-initialised run never "
                 "reached the random-init run's final loss")
         return head + f"; {gap_text}", lines
     speed = Estimate(math.exp(logs.mean), math.exp(logs.lo), math.exp(logs.hi), logs.n)
@@ -196,13 +197,13 @@ def build_report(out: Path) -> tuple[str, str]:
     train = json.loads((out / "shards" / "train" / "shards.json").read_text())
     val = json.loads((out / "shards" / "val" / "shards.json").read_text())
     headline = (f"convergence: {conv_head.split(':')[0]}; accuracy: {acc_head.split(':')[0]} "
-                f"({_plural(len(c.seeds), 'seed')}, {s['model']})")
+                f"({plural(len(c.seeds), 'seed')}, {s['model']})")
     lines = [
         "# scaling demo: MAE pre-pretraining in miniature",
         "",
         f"{'`--quick` run: ' if s['quick'] else ''}{s['model']} on the bundled Fashion-MNIST subset "
         f"({train['num_samples']:,} training / {val['num_samples']:,} validation images, {train['num_classes']} "
-        f"classes), {_plural(len(c.seeds), 'seed')}. Stage 1: MAE, {s['stage1_samples']:,} samples. Stage 2: WSP "
+        f"classes), {plural(len(c.seeds), 'seed')}. Stage 1: MAE, {s['stage1_samples']:,} samples. Stage 2: WSP "
         f"(softmax cross-entropy on the labels), {s['stage2_samples']:,} samples, from the MAE encoder and from random "
         f"init. Intervals: {LEVEL:.0%} Student-t over seeds (paired by seed). Every number below is read from the "
         "run outputs in this folder; `scaling demo --report-only --out DIR` rebuilds this file from them.",

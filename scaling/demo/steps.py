@@ -18,6 +18,7 @@ from pathlib import Path
 
 from scaling.config import ConfigError
 from scaling.demo.launch import run_jobs
+from scaling.demo.report import plural
 from scaling.demo.settings import DemoSettings
 from scaling.demo.specs import compare_spec, sweep_spec, write_spec
 
@@ -36,7 +37,6 @@ class Demo:
     echo: Callable[[str], None] = print
     verbose: bool = False
     jobs: int = 1  # runs at once (2 when 2 cores are free)
-
 
     @property
     def shards(self) -> Path:
@@ -82,10 +82,6 @@ def _make_sweep(d: Demo, name: str, spec: dict) -> Path:
     return d.out / name
 
 
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' * (count != 1)}"
-
-
 def _span(values: list[float]) -> str:
     return f"{min(values):.4f}" if min(values) == max(values) else f"{min(values):.4f}-{max(values):.4f}"
 
@@ -99,7 +95,7 @@ def step_stage1(d: Demo) -> str:
     how = "2 ranks (DeepSpeed launcher)" if d.settings.ranks == 2 else "1 process"
     names = run_jobs(folder, "mae", d.echo, d.verbose, d.jobs)
     losses = [_summary(folder / "runs" / n)["loss"] for n in names]
-    return (f"{len(names)} MAE run{'s' * (len(names) != 1)} of {d.settings.model}, {d.settings.stage1_samples} "
+    return (f"{plural(len(names), 'MAE run')} of {d.settings.model}, {d.settings.stage1_samples} "
             f"samples each, {how}; "
             f"final loss {_span(losses)} -> {folder / 'runs'}")
 
@@ -113,8 +109,8 @@ def step_stage2(d: Demo) -> str:
         by[s["recipe"]].append(s["loss"])
     mean = {k: sum(v) / len(v) for k, v in by.items() if v}
     return (f"{len(names)} WSP runs ({d.settings.stage2_samples} samples each): final loss from MAE "
-            f"{mean['mae_wsp']:.4f}, from random init {mean['wsp']:.4f} (mean of {d.settings.seeds} seed"
-            f"{'s' * (d.settings.seeds != 1)})")
+            f"{mean['mae_wsp']:.4f}, from random init {mean['wsp']:.4f} (mean of "
+            f"{plural(d.settings.seeds, 'seed')})")
 
 
 def _stage2_runs(folder: Path) -> list[str]:
@@ -170,8 +166,8 @@ def step_sweep(d: Demo) -> str:
     d.call(laws_main, ["plot", str(results), "--fit", str(fit), "--out", str(figure)], "sweep_fit.log")
     runs = len(_stage2_runs(folder))
     models = len(s.sweep_models)
-    return (f"{runs} stage-2 runs ({_n(models, 'model')} x {len(s.sweep_samples)} budgets x 2 recipes) + "
-            f"{_n(models, 'stage-1 run')}; {results.name}, {fit.name} -> {folder}; figure {figure}")
+    return (f"{runs} stage-2 runs ({plural(models, 'model')} x {len(s.sweep_samples)} budgets x 2 recipes) + "
+            f"{plural(models, 'stage-1 run')}; {results.name}, {fit.name} -> {folder}; figure {figure}")
 
 
 def step_report(d: Demo) -> str:
