@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from fmnist_tree import class_tree
 from train_helpers import REPO, losses, run_train
 
 from scaling.data.eval_set import EvalSet, EvalTransform
@@ -16,17 +16,6 @@ from scaling.models import create_model
 
 FMNIST = REPO / "scaling" / "assets" / "fashion_mnist"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def _tree(root: Path, per_class: int, skip: int = 0) -> str:
-    seen: dict[int, int] = {}
-    data = EvalSet(str(FMNIST / "val"))
-    for s in data.read():
-        seen[s.label] = seen.get(s.label, 0) + 1
-        if skip < seen[s.label] <= skip + per_class:
-            (root / data.classes[s.label]).mkdir(parents=True, exist_ok=True)
-            (root / data.classes[s.label] / f"{s.key}.jpg").write_bytes(s.image)
-    return str(root)
 
 
 @pytest.mark.parametrize("n", [1, 7, 50, 2000])
@@ -41,7 +30,7 @@ def test_rank_ranges_cover_every_sample_once(n, tmp_path):
 
 
 def test_sums_over_three_ranks_equal_one_pass_with_equal_forward_counts(tmp_path):
-    data = EvalSet(_tree(tmp_path / "val", 5))  # 50 samples: ranks of 16, 17, 17; batches of 8 end partial
+    data = EvalSet(class_tree(tmp_path / "val", 5))  # 50 samples: ranks of 16, 17, 17; batches of 8 end partial
     torch.manual_seed(0)
     model = create_model("vit_micro_patch4", num_classes=10).eval()
     calls: list[int] = []
@@ -66,7 +55,7 @@ def test_sums_over_three_ranks_equal_one_pass_with_equal_forward_counts(tmp_path
 
 
 def test_feature_table_of_three_ranks_equals_one(tmp_path):
-    data = EvalSet(_tree(tmp_path / "val", 2))  # 20 samples
+    data = EvalSet(class_tree(tmp_path / "val", 2))  # 20 samples
     torch.manual_seed(0)
     enc = create_model("vit_micro_patch4").eval()
     args = (EvalTransform(32), 8)
@@ -80,7 +69,7 @@ def test_feature_table_of_three_ranks_equals_one(tmp_path):
 
 
 def test_more_ranks_than_samples_still_run_equal_forwards(tmp_path):
-    data = EvalSet(_tree(tmp_path / "val", 1))  # 10 samples on 16 ranks: 6 ranks hold none
+    data = EvalSet(class_tree(tmp_path / "val", 1))  # 10 samples on 16 ranks: 6 ranks hold none
     torch.manual_seed(0)
     model = create_model("vit_micro_patch4", num_classes=10).eval()
     calls = []
@@ -103,7 +92,7 @@ def test_validation_during_training_equals_a_separate_eval_pass(tmp_path):
     from scaling.eval.classify import classifier_eval
     from scaling.export import export
 
-    val = _tree(tmp_path / "val", 5)
+    val = class_tree(tmp_path / "val", 5)
     run = tmp_path / "wsp"
     run_train(str(REPO / "configs" / "tiny" / "wsp.yaml"),
               [f"run_dir={run}", f"data.train={FMNIST / 'train'}", f"data.val={val}", "total_samples=128",
@@ -124,7 +113,7 @@ def test_validation_during_training_equals_a_separate_eval_pass(tmp_path):
     # The run directory itself as --weights: its encoder is consolidated, and its summary gains knn_*.
     from scaling.eval import cli
 
-    assert cli.main(["--weights", str(run), "--protocol", "knn", "--train", _tree(tmp_path / "bank", 4, skip=5),
+    assert cli.main(["--weights", str(run), "--protocol", "knn", "--train", class_tree(tmp_path / "bank", 4, skip=5),
                      "--val", val, "--out", str(tmp_path / "knn.json"), "--k", "5",
                      "--cache-dir", str(tmp_path / "cache")]) == 0
     knn = json.loads((tmp_path / "knn.json").read_text())
@@ -143,11 +132,11 @@ FT = ["stage=finetune", "deepspeed.precision=fp32", "total_samples=96", "batch.m
 def test_two_ranks_equal_one_process_with_validation(tmp_path, stage):
     """Fine-tuning with MAE's recipe (and MAE with its val loss) on 2 CPU ranks equals 1 process with
     grad_accum 2: the same losses and the same validation numbers. Run under `flock /tmp/cpu_heavy.lock`."""
-    val = _tree(tmp_path / "val", 3)  # 30 samples: 15 per rank, batches of 16 -> partial
+    val = class_tree(tmp_path / "val", 3)  # 30 samples: 15 per rank, batches of 16 -> partial
     config = str(REPO / "configs" / "tiny" / ("wsp.yaml" if stage == "finetune" else "mae.yaml"))
     monitor = tmp_path / "monitor"  # MAE: a kNN monitor on a small labelled train/val pair
-    _tree(monitor / "train", 6, skip=3)
-    _tree(monitor / "val", 3)
+    class_tree(monitor / "train", 6, skip=3)
+    class_tree(monitor / "val", 3)
     common = FT if stage == "finetune" else ["deepspeed.precision=fp32", "total_samples=96", "batch.micro_batch=16",
                                              "log_every=1", "eval.every=64", f"eval.knn_monitor={monitor}",
                                              "eval.knn_k=5"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fmnist_tree import class_tree  # noqa: F401 (the eval tests import it from here)
 
 REPO = Path(__file__).resolve().parents[2]
 FMNIST = REPO / "scaling" / "assets" / "fashion_mnist"
@@ -26,17 +27,3 @@ def micro_features(tmp_path_factory):
     train = extract(enc, EvalSet(TRAIN), transform, cache_dir=cache, limit=TRAIN_SAMPLES)
     val = extract(enc, EvalSet(VAL), transform, cache_dir=cache)
     return train, val, cache
-
-
-def class_tree(root: Path, per_class: int, skip: int = 0) -> str:
-    """A class-per-folder tree of `per_class` JPEGs per class from the bundled val shard (after `skip`)."""
-    from scaling.data.eval_set import EvalSet
-
-    seen: dict[int, int] = {}
-    data = EvalSet(VAL)
-    for s in data.read():
-        seen[s.label] = seen.get(s.label, 0) + 1
-        if skip < seen[s.label] <= skip + per_class:
-            (root / data.classes[s.label]).mkdir(parents=True, exist_ok=True)
-            (root / data.classes[s.label] / f"{s.key}.jpg").write_bytes(s.image)
-    return str(root)
