@@ -1,9 +1,10 @@
 """`scaling train --config FILE.yaml [key.sub=value ...]`, also `deepspeed --module scaling.train ...`.
 
 Examples:
-  scaling train --config configs/tiny/mae.yaml run_dir=runs/tiny_mae
-  scaling train --config configs/tiny/wsp.yaml init_from=runs/tiny_mae run_dir=runs/tiny_wsp
-  deepspeed --num_gpus 8 --module scaling.train --config configs/mae/vit_huge_patch14.yaml \\
+  scaling train --config tiny/mae run_dir=runs/tiny_mae
+  scaling train --config tiny/wsp init_from=runs/tiny_mae run_dir=runs/tiny_wsp
+  scaling train --config my_configs/mae.yaml run_dir=runs/mine      # your own YAML file
+  deepspeed --num_gpus 8 --module scaling.train --config mae/vit_huge_patch14 \\
       data.train='/data/shards/{000000..009999}.tar' run_dir=/ckpt/mae_h14 resume=auto
   (`deepspeed --quiet ...`: the launcher's own lines at error level only; `--verbose` shows all warnings)
 """
@@ -27,7 +28,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         epilog="examples:" + __doc__.split("Examples:", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", help="YAML run config (configs/...); defaults are used where absent")
+    parser.add_argument("--config", help="YAML run config: a path, or a ready recipe by name (tiny/mae, "
+                        "mae/vit_huge_patch14, ...: the package's configs/); defaults are used where absent")
     parser.add_argument(
         "overrides", nargs="*", help="key.sub=value overrides, e.g. total_samples=4096 seed=1"
     )
@@ -62,12 +64,17 @@ def what_next(cfg, summary: dict, config_path: str | None) -> str:
 
 def _sibling_config(config_path: str | None, stage: str) -> str | None:
     """configs/mae/vit_huge_patch14.yaml -> configs/wsp/vit_huge_patch14.yaml; configs/tiny/mae.yaml ->
-    configs/tiny/wsp.yaml; None when no such file exists."""
+    configs/tiny/wsp.yaml (a ready recipe given by name: tiny/mae -> tiny/wsp); None when there is none."""
     if not config_path:
         return None
-    path = Path(config_path)
+    from scaling.resources import find_config
+
+    path = find_config(config_path)
     candidates = [path.parent.parent / stage / path.name, path.with_name(f"{stage}{path.suffix}")]
-    return next((str(c) for c in candidates if c != path and c.is_file()), None)
+    found = next((c for c in candidates if c != path and c.is_file()), None)
+    if found is not None and not Path(config_path).is_file():
+        return f"{found.parent.name}/{found.stem}"
+    return str(found) if found else None
 
 
 def main(argv: list[str] | None = None) -> int:

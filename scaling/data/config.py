@@ -19,7 +19,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class DataConfig:
     # Shards: a brace pattern (`shards/{000000..000999}.tar`), a `shards.json` manifest or its folder, a URL
     # webdataset can open (`https://host/shards/{000..099}.tar`, `pipe:aws s3 cp ... -`), several joined with
-    # `::`, or `synthetic` (deterministic learnable images, for tests and smoke runs).
+    # `::`, `bundled:photos7` (data shipped with the package: scaling.resources), or `synthetic`
+    # (deterministic learnable images, for tests and smoke runs).
     train: str = "synthetic"
     # Held-out shards for evaluation (same forms as train); read by the evaluation code, not the train loader.
     val: str | None = None
@@ -60,6 +61,11 @@ class DataConfig:
                 "data.train is empty: set it to a shard pattern (shards/{000000..000099}.tar), a shards.json "
                 "manifest or its folder, a URL, or `synthetic`."
             )
+        from scaling.resources import data_source
+
+        # bundled:NAME (and the older scaling/assets/NAME) -> the installed package's copy, from any folder
+        self.train = data_source(self.train)
+        self.val = data_source(self.val) if self.val else self.val
         if self.mode not in ("resampled", "epoch"):
             raise ConfigError(f"data.mode={self.mode!r}: use `resampled` (infinite stream) or `epoch`.")
         if self.decode not in ("cpu", "gpu"):

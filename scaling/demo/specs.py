@@ -9,8 +9,7 @@ import yaml
 
 from scaling.demo.settings import DemoSettings, sweep_overrides
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIGS = {"mae": str(REPO / "configs" / "tiny" / "mae.yaml"), "wsp": str(REPO / "configs" / "tiny" / "wsp.yaml")}
+CONFIGS = {"mae": "tiny/mae", "wsp": "tiny/wsp"}  # ready recipes by name, found wherever the package is
 
 
 def _common(s: DemoSettings, shards: Path, eval_every_step: bool) -> list[str]:

@@ -141,7 +141,7 @@ class BatchConfig:
 
 @dataclass
 class DeepSpeedConfig:
-    config: str = "zero3_bf16.json"  # a file in ds_configs/ or a path
+    config: str = "zero3_bf16.json"  # a packaged policy (ds_configs/) by name, or a path
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
     nvme_path: str = ""  # NVMe offload policies: a local NVMe folder; "" keeps the policy file's nvme_path
 
@@ -218,6 +218,9 @@ class TrainConfig:
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults, then the YAML file (if any), then `key.sub=value` overrides, validated."""
-    data = load_yaml(path) if path else {}
+    """Defaults, then the YAML file (if any: a path or a ready recipe's name, `tiny/mae`), then `key.sub=value`
+    overrides, validated."""
+    from scaling.resources import find_config
+
+    data = load_yaml(find_config(path)) if path else {}
     return from_dict(TrainConfig, apply_overrides(data, overrides or []))

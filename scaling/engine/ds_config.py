@@ -81,22 +81,6 @@ RUN_OWNED = {
     "optimizer",
     "scheduler",
 }
-REPO_DS_CONFIGS = Path(__file__).resolve().parents[2] / "ds_configs"
-
-
-def resolve_policy_path(name: str) -> Path:
-    """A path as given, else a file of that name in the repository's ds_configs/."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    candidate = REPO_DS_CONFIGS / name
-    if candidate.is_file():
-        return candidate
-    available = sorted(p.name for p in REPO_DS_CONFIGS.glob("*.json")) if REPO_DS_CONFIGS.is_dir() else []
-    raise ConfigError(
-        f"DeepSpeed config {name!r} not found (as a path or in ds_configs/). "
-        f"Available: {', '.join(available) or 'none'}."
-    )
 
 
 def _find_auto(node: Any, where: str = "") -> list[str]:
@@ -132,7 +116,10 @@ def validate_policy(policy: dict[str, Any], source: str) -> None:
 
 
 def load_policy(name: str) -> dict[str, Any]:
-    path = resolve_policy_path(name)
+    """A policy file: a path, or a packaged one by name (ds_configs/zero3_bf16.json: `zero3_bf16.json`)."""
+    from scaling.resources import find_ds_config
+
+    path = find_ds_config(name)
     try:
         policy = json.loads(path.read_text())
     except json.JSONDecodeError as e:

@@ -44,13 +44,16 @@ class EvalConfig:
     micro_batch: int = 0  # per rank; 0: batch.micro_batch
     center_fraction: float = 0.875  # centre crop of the val transform (MAE: resize 256, crop 224)
     interpolation: Literal["bilinear", "bicubic"] = "bicubic"
-    # MAE: a folder with labelled train/ and val/ sets (e.g. scaling/assets/fashion_mnist) for a kNN top-1
+    # MAE: a folder with labelled train/ and val/ sets (e.g. bundled:fashion_mnist) for a kNN top-1
     # monitor of the encoder's features at each validation; "" off.
     knn_monitor: str = ""
     knn_k: int = 20
     knn_temperature: float = 0.07
 
     def __post_init__(self) -> None:
+        from scaling.resources import data_source
+
+        self.knn_monitor = data_source(self.knn_monitor)  # bundled:fashion_mnist from any folder
         if self.knn_k < 1 or self.knn_temperature <= 0:
             raise ConfigError("eval.knn_k must be >= 1 and eval.knn_temperature > 0 (DINO: 20, 0.07).")
         if self.every < 0 or self.micro_batch < 0:

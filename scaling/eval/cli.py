@@ -5,17 +5,17 @@ Examples:
   scaling eval --weights runs/mae_b16 --protocol linear --train in1k/train --val in1k/val --out lin.json
   scaling eval --weights mae_b16.safetensors --protocol knn --train TRAIN --val VAL --out knn.json
   scaling eval --weights random:vit_micro_patch4 --protocol lowshot \\
-      --train scaling/assets/fashion_mnist/train --val scaling/assets/fashion_mnist/val --out low.json
-  scaling eval --weights runs/wsp_b16 --protocol finetune --config configs/finetune/vit_base_patch16.yaml \\
+      --train bundled:fashion_mnist/train --val bundled:fashion_mnist/val --out low.json
+  scaling eval --weights runs/wsp_b16 --protocol finetune --config finetune/vit_base_patch16 \\
       --train in1k/train --val in1k/val --out ft.json run_dir=runs/ft_b16
   scaling eval --weights ft_b16.safetensors --protocol classify --val in1k/val --out cls.json
 
 Protocols: linear (L-BFGS logistic regression, weight decay chosen on a split of train), linear_sgd (MAE's
 BatchNorm + linear layer, SGD or LARS), knn (k=20, cosine, T=0.07), lowshot (K=1,5,10 per class, 5 splits),
 finetune (the engine's finetune stage; key=value overrides after the options), classify (a classifier with
-its head, val only). DATA: shards with a manifest, a shards.json, or an image folder tree (one class per
-sub-folder). Features are cached (--cache-dir, default ~/.cache/scaling/features) and reused by every
-feature protocol.
+its head, val only). DATA: shards with a manifest, a shards.json, an image folder tree (one class per
+sub-folder), or bundled:fashion_mnist/train (the bundled set). Features are cached (--cache-dir, default
+~/.cache/scaling/features) and reused by every feature protocol.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sgd-optimizer", default="sgd", choices=("sgd", "lars"))
     p.add_argument("--epochs", type=int, default=90)
     p.add_argument("--base-lr", type=float, default=None, help="linear_sgd: per 256 samples (lars 0.1, sgd 1.0)")
-    p.add_argument("--config", default=None, help="finetune: a run config (configs/finetune/...)")
+    p.add_argument("--config", default=None,
+                   help="finetune: a run config (a path, or a ready one: finetune/vit_base_patch16)")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("overrides", nargs="*", help="finetune: key.sub=value overrides of the run config")
     return p.parse_args(argv)
@@ -188,11 +189,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from scaling.resources import data_source
+
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from scaling.models.weights import WeightsError
 
     try:
+        args.train, args.val = (data_source(s) if s else s for s in (args.train, args.val))
         out = run(args)
     except (ConfigError, WeightsError) as e:
         print(f"scaling eval: {e}", file=sys.stderr)

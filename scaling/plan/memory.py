@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling.config import ConfigError
-from scaling.engine.ds_config import REPO_DS_CONFIGS, load_policy
+from scaling.engine.ds_config import load_policy
 from scaling.flops import decoder_params, encoder_params
 from scaling.models.registry import ViTSpec
 
@@ -71,7 +71,9 @@ class Policy:
 
 
 def repo_policies() -> list[str]:
-    return sorted(p.name for p in REPO_DS_CONFIGS.glob("*.json"))
+    from scaling.resources import ds_config_names
+
+    return ds_config_names()
 
 
 def model_states_bytes(policy: Policy, params: int, largest: int, gpus: int) -> int:

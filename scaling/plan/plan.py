@@ -11,7 +11,6 @@ from scaling.models.registry import get_spec
 from scaling.plan.memory import Policy, max_micro_batch, memory, model_params, repo_policies, usable_gb
 from scaling.plan.throughput import RESULTS_DIR, choose_mfu, gpu_hours, peak_flops
 
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 STAGES = ("mae", "wsp", "finetune")
 
 
@@ -41,11 +40,12 @@ class Plan:
 
 
 def ready_config(model: str, stage: str):
-    """The repository's config for this model and stage (configs/STAGE/MODEL.yaml), or None."""
+    """The ready config for this model and stage (configs/STAGE/MODEL.yaml), or None."""
     from scaling.engine.config import load_config
+    from scaling.resources import ready_config as ready_path
 
-    path = REPO_CONFIGS / stage / f"{model}.yaml"
-    return load_config(path) if path.is_file() else None
+    path = ready_path(stage, model)
+    return load_config(path) if path else None
 
 
 def make_plan(model: str, stage: str, gpus: int, gpu: str, *, micro_batch: int | None = None,

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from scaling.config import ConfigError
 from scaling.flops import PEAK_BF16_FLOPS
+from scaling.resources import folder
 
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+RESULTS_DIR = folder("benchmarks/results")  # train_bench_*.json install with the package (setup.py)
 ASSUMED_MFU = 0.40  # the ready configs' cost comments use it
 
 

@@ -16,7 +16,6 @@ from scaling.flops import encoder_params, stage_flops
 from scaling.models.registry import get_spec
 from scaling.sweep.spec import SweepSpec
 
-REPO = Path(__file__).resolve().parents[2]
 ISOFLOP_TOLERANCE = 0.01
 
 
@@ -43,12 +42,13 @@ class Run:
 
 
 def _config_path(text: str) -> Path:
-    path = Path(text)
-    if not path.is_absolute() and not path.is_file() and (REPO / path).is_file():
-        path = REPO / path
-    if not path.is_file():
-        raise ConfigError(f"base config {text!r} does not exist; set configs: {{mae: FILE, wsp: FILE}} in the spec.")
-    return path
+    """A path, or a ready recipe by name (`tiny/mae`, `configs/mae/vit_base_patch16.yaml`: scaling.resources)."""
+    from scaling.resources import find_config
+
+    try:
+        return find_config(text).resolve()
+    except ConfigError as e:
+        raise ConfigError(f"base {e} Set configs: {{mae: FILE, wsp: FILE}} in the spec.") from e
 
 
 def _num_classes(cfg) -> int:

@@ -3,6 +3,8 @@
 A slurm job is jobs/slurm_train.sh itself (the template) with the run's #SBATCH lines and its config: the
 batch shell must be the template's, since SLURM's B:USR1 goes to the batch shell. A local job runs the
 config through jobs/single_node.sh (the DeepSpeed launcher), or plain `scaling.train` for one process.
+Jobs run in the folder `scaling sweep` was run in, so relative paths in the spec mean what they meant there
+(the templates come from the installed package: scaling.resources).
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from scaling.sweep.grid import REPO, Run
+from scaling.resources import job_script
+from scaling.sweep.grid import Run
 from scaling.sweep.spec import SweepSpec
 
-TEMPLATE = REPO / "jobs" / "slurm_train.sh"
-SINGLE_NODE = REPO / "jobs" / "single_node.sh"
+TEMPLATE = job_script("slurm_train.sh")
+SINGLE_NODE = job_script("single_node.sh")
 
 
 def _template_body() -> str:
@@ -35,7 +38,7 @@ def slurm_job(spec: SweepSpec, run: Run, out: Path) -> str:
     lines += [f"#SBATCH --partition={s.partition}"] * bool(s.partition)
     lines += [f"#SBATCH --account={s.account}"] * bool(s.account)
     lines += [f"#SBATCH --cpus-per-task={s.cpus_per_task}"] * bool(s.cpus_per_task)
-    lines += [f"cd {shlex.quote(str(REPO))}", f"export GPUS_PER_NODE={per_node}",
+    lines += [f"cd {shlex.quote(str(Path.cwd()))}", f"export GPUS_PER_NODE={per_node}",
               f"export SCALING_EXIT_FILE={shlex.quote(str(out / 'logs' / (run.name + '.exit')))}",
               f"set -- {shlex.quote(str(out / 'configs' / (run.name + '.yaml')))}"]
     return "\n".join(lines) + "\n" + _template_body()
@@ -51,7 +54,7 @@ def local_job(spec: SweepSpec, run: Run, out: Path) -> str:
         "#!/usr/bin/env bash",
         f"# {run.name}: {run.recipe} {run.model}, {run.samples} samples, seed {run.seed} (sweep {spec.name}; made by "
         "`scaling sweep`; `scaling sweep run DIR` runs it and skips it once done)",
-        "set -euo pipefail", f"cd {shlex.quote(str(REPO))}", command]) + "\n"
+        "set -euo pipefail", f"cd {shlex.quote(str(Path.cwd()))}", command]) + "\n"
 
 
 def submit_script(spec: SweepSpec, runs: list[Run]) -> str:

@@ -69,7 +69,10 @@ class SweepSpec:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
+    """A spec file, or a packaged one by name (`tiny_cpu`, `jobs/sweeps/paper_grid.yaml`: scaling.resources)."""
+    from scaling.resources import find_sweep_spec
+
     try:
-        return from_dict(SweepSpec, load_yaml(path))
+        return from_dict(SweepSpec, load_yaml(find_sweep_spec(path)))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from e

@@ -3,9 +3,10 @@ import json
 import pytest
 
 from scaling.config import ConfigError
-from scaling.engine.ds_config import REPO_DS_CONFIGS, build_ds_config, check_with_deepspeed, load_policy
+from scaling.engine.ds_config import build_ds_config, check_with_deepspeed, load_policy
+from scaling.resources import ds_config_names
 
-POLICIES = sorted(p.name for p in REPO_DS_CONFIGS.glob("*.json"))
+POLICIES = ds_config_names()
 
 
 def test_the_four_policies_exist():

@@ -15,9 +15,10 @@ import pytest
 from train_helpers import run_train
 
 from scaling.config import ConfigError
-from scaling.engine.ds_config import REPO_DS_CONFIGS, build_ds_config, check_offload, load_policy
+from scaling.engine.ds_config import build_ds_config, check_offload, load_policy
+from scaling.resources import ds_config_names
 
-POLICIES = sorted(p.name for p in REPO_DS_CONFIGS.glob("*.json"))
+POLICIES = ds_config_names()
 ONE_STEP = ["data.train=synthetic", "batch.micro_batch=16", "batch.grad_accum=2", "total_samples=32"]
 
 
