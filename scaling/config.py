@@ -3,15 +3,19 @@
 Each component owns its dataclass next to its code (lingua, torchtitan); this module only knows how to
 build any such dataclass from plain dicts, strictly: an unknown key is an error that names the nearest
 valid key, and a value of the wrong type is an error that names the field and the type it wants.
-Validation of meaning (ranges, divisibility) lives in each dataclass's `__post_init__`.
+Validation of meaning lives in each dataclass's `__post_init__`: every numeric key has a `Range` in the class's
+`RANGES` (checked by `check_ranges`, tests/test_config_ranges.py holds every config class to it), then the
+checks that involve several keys (divisibility, consistency).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +26,47 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A config that cannot run: the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric key: `lo`/`hi` (None: unbounded), open or closed; `note` says what the
+    bounds or special values mean ("0 takes the registry's size"). Non-finite numbers are always refused."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    note: str = ""
+
+    def contains(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+            return False
+        return self.hi is None or (value < self.hi or (not self.hi_open and value == self.hi))
+
+    def text(self) -> str:
+        lo, hi = (None if v is None else str(int(v)) if float(v).is_integer() else f"{v:g}" for v in (self.lo, self.hi))
+        if lo is not None and hi is not None:
+            return f"in {'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
+        if lo is not None:
+            return f"{'>' if self.lo_open else '>='} {lo}"
+        if hi is not None:
+            return f"{'<' if self.hi_open else '<='} {hi}"
+        return "finite"
+
+
+def check_ranges(obj: Any, section: str = "") -> None:
+    """Refuse any numeric field of `obj` outside its class's RANGES: one line with the key, the value and the
+    valid range. Tuples are checked element by element; non-numbers (e.g. `auto`) are left to the caller."""
+    for name, valid in getattr(type(obj), "RANGES", {}).items():
+        value = getattr(obj, name)
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not valid.contains(v):
+                key = f"{section}.{name}" if section else name
+                note = f" ({valid.note})" if valid.note else ""
+                raise ConfigError(f"{key}={value!r} is out of range: it must be {valid.text()}{note}.")
 
 
 def _nearest(key: str, valid: list[str]) -> str:

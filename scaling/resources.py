@@ -35,13 +35,14 @@ def folder(kind: str) -> Path:
     return installed if installed.is_dir() else PACKAGE.parent / kind
 
 
-def _names(root: Path, suffix: str) -> list[str]:
+def _names(root: Path, suffix: str, keep_suffix: bool) -> list[str]:
     if not root.is_dir():
         return []
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob(f"*{suffix}"))
+    paths = (p.relative_to(root) for p in root.rglob(f"*{suffix}"))
+    return sorted(str(p if keep_suffix else p.with_suffix("")) for p in paths)
 
 
-def _find(text: str, root: Path, prefix: str, suffix: str, what: str) -> Path:
+def _find(text: str, root: Path, prefix: str, suffix: str, what: str, keep_suffix: bool = False) -> Path:
     """`text` as a path if it is a file; else the packaged file it names, with or without `prefix` (the
     repository path, e.g. `configs/`) and `suffix`."""
     path = Path(text).expanduser()
@@ -51,7 +52,7 @@ def _find(text: str, root: Path, prefix: str, suffix: str, what: str) -> Path:
     candidate = root / (name if name.endswith(suffix) else name + suffix)
     if not path.is_absolute() and candidate.is_file():
         return candidate
-    ready = _names(root, suffix)
+    ready = _names(root, suffix, keep_suffix)
     listed = ", ".join(ready) if ready else f"none (no {root})"
     raise ConfigError(f"{what} {text!r} does not exist, as a path or as a ready name; ready ones: {listed}.")
 
@@ -63,7 +64,7 @@ def find_config(text: str | Path) -> Path:
 
 def find_ds_config(text: str | Path) -> Path:
     """A DeepSpeed policy: a JSON path, or a packaged one by name (`zero3_bf16.json`, `zero3_bf16`)."""
-    return _find(str(text), folder("ds_configs"), "ds_configs/", ".json", "DeepSpeed config")
+    return _find(str(text), folder("ds_configs"), "ds_configs/", ".json", "DeepSpeed config", keep_suffix=True)
 
 
 def find_sweep_spec(text: str | Path) -> Path:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import functools
 import random
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from scaling.config import ConfigError
+from scaling.config import ConfigError, Range, check_ranges
 from scaling.data.transforms import normalize_images
 
 
@@ -35,14 +36,17 @@ class AugmentConfig:
     reprob: float = 0.0  # RandomErasing probability, 0.25
     remode: str = "pixel"  # RandomErasing fill: pixel | rand | const
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "mixup": Range(0, note="Mixup alpha; MAE: 0.8; 0 off"),
+        "cutmix": Range(0, note="CutMix alpha; MAE: 1.0; 0 off"),
+        "mix_prob": Range(0, 1, note="a probability"),
+        "switch_prob": Range(0, 1, note="a probability"),
+        "label_smoothing": Range(0, 1, hi_open=True, note="MAE: 0.1"),
+        "reprob": Range(0, 1, note="a probability; MAE: 0.25"),
+    }
+
     def __post_init__(self) -> None:
-        for name in ("mixup", "cutmix", "label_smoothing", "reprob"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"augment.{name}={getattr(self, name)}: must be >= 0.")
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.reprob <= 1:
-            raise ConfigError("augment.label_smoothing must be in [0, 1) and augment.reprob in [0, 1].")
-        if not 0 <= self.mix_prob <= 1 or not 0 <= self.switch_prob <= 1:
-            raise ConfigError("augment.mix_prob and augment.switch_prob are probabilities in [0, 1].")
+        check_ranges(self, "augment")
         if self.remode not in ("pixel", "rand", "const"):
             raise ConfigError(f"augment.remode={self.remode!r}: use pixel, rand or const.")
         if self.rand_augment and not self.rand_augment.startswith("rand"):

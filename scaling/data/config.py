@@ -7,9 +7,9 @@ Filled by `scaling.config.from_dict` from the `data:` section of a run config, e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
-from scaling.config import ConfigError
+from scaling.config import ConfigError, Range, check_ranges
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -55,6 +55,20 @@ class DataConfig:
     # Bad-data warnings per kind are logged at most once per this many seconds (counts are always kept).
     log_every_s: float = 60.0
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "workers": Range(0, note="0 reads in the training process"),
+        "shuffle_buffer": Range(1, note="1 disables sample shuffling"),
+        "num_classes": Range(0, note="0 takes the size of the manifest's vocabulary"),
+        "synthetic_samples": Range(1, note="the synthetic dataset's size"),
+        "mean": Range(0, 1, note="per RGB channel, of pixels scaled to [0, 1]; ImageNet: 0.485, 0.456, 0.406"),
+        "std": Range(0, lo_open=True, note="per RGB channel; ImageNet: 0.229, 0.224, 0.225"),
+        "min_scale": Range(0, 1, note="the crop's smallest area fraction; MAE: 0.2; 0 takes the stage's"),
+        "prefetch": Range(1, note="batches each worker prepares ahead"),
+        "shard_retries": Range(0, note="0 skips an unreadable shard at once"),
+        "retry_delay_s": Range(0, note="seconds"),
+        "log_every_s": Range(0, note="seconds"),
+    }
+
     def __post_init__(self) -> None:
         if not isinstance(self.train, str) or not self.train.strip():
             raise ConfigError(
@@ -74,30 +88,9 @@ class DataConfig:
             )
         if self.interpolation not in ("bilinear", "bicubic"):
             raise ConfigError(f"data.interpolation={self.interpolation!r}: use `bilinear` or `bicubic`.")
-        _at_least(self.workers, 0, "data.workers", "use 0 to read in the training process")
-        _at_least(self.shuffle_buffer, 1, "data.shuffle_buffer", "1 disables sample shuffling")
-        _at_least(self.num_classes, 0, "data.num_classes", "0 takes the size of the manifest's vocabulary")
-        _at_least(self.synthetic_samples, 1, "data.synthetic_samples", "it is the synthetic dataset's size")
-        _at_least(self.prefetch, 1, "data.prefetch", "it is the batches each worker prepares ahead")
-        _at_least(self.shard_retries, 0, "data.shard_retries", "0 skips an unreadable shard at once")
         self.mean = _triple(self.mean, "data.mean")
         self.std = _triple(self.std, "data.std")
-        if min(self.std) <= 0:
-            raise ConfigError(
-                f"data.std={self.std}: every channel's std must be > 0 (ImageNet: {IMAGENET_STD})."
-            )
-        if not 0.0 <= self.min_scale <= 1.0:
-            raise ConfigError(
-                f"data.min_scale={self.min_scale}: the crop's area fraction lower bound must be in (0, 1] "
-                "(MAE uses 0.2), or 0 for the stage's default."
-            )
-        if self.retry_delay_s < 0 or self.log_every_s < 0:
-            raise ConfigError("data.retry_delay_s and data.log_every_s are seconds and must be >= 0.")
-
-
-def _at_least(value: int, low: int, name: str, why: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name}={value!r}: must be an integer >= {low} ({why}).")
+        check_ranges(self, "data")
 
 
 def _triple(value: tuple[float, ...], name: str) -> tuple[float, float, float]:

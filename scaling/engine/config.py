@@ -2,16 +2,17 @@
 
 Schedules count *samples seen*: both stages are single passes over (billions of) images, so a run is
 `total_samples` long and warmup, checkpoints and logging are in samples too. lr = base_lr x global batch
-/ 256 (MAE's rule) unless an absolute `lr` is given.
+/ 256 (MAE's rule) with `optim.lr: auto` (the default), or an absolute `optim.lr`. Every numeric key has its
+valid range in its class's RANGES, checked at load (scaling.config.check_ranges).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from scaling.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from scaling.config import ConfigError, Range, apply_overrides, check_ranges, from_dict, load_yaml, to_dict
 from scaling.data import DataConfig
 from scaling.data.augment import AugmentConfig
 from scaling.engine.distributed import DistConfig
@@ -50,25 +51,30 @@ class ModelConfig:
     drop_path: float = 0.0
     global_pool: Literal["token", "avg"] = "token"
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "img_size": Range(0, note="pixels; 0 takes the registry's size"),
+        "mask_ratio": Range(0, 1, hi_open=True, note="MAE: 0.75"),
+        "decoder_width": Range(0, note="0 takes the registry's"),
+        "decoder_depth": Range(0, note="0 takes the registry's"),
+        "decoder_heads": Range(0, note="0 takes the registry's"),
+        "num_classes": Range(0, note="0 takes data.num_classes"),
+        "activation_checkpointing_every": Range(1, note="1 checkpoints every block"),
+        "drop_path": Range(0, 1, hi_open=True, note="MAE fine-tuning: 0.1 to 0.3"),
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(self, "model")
         if self.name not in MODELS:
             raise ValueError(f"unknown model {self.name!r}. Valid names: {', '.join(MODELS)}.")
         if self.kernels not in POLICIES:
             raise ValueError(f"kernels must be one of {', '.join(POLICIES)}, got {self.kernels!r}.")
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}.")
         if isinstance(self.activation_checkpointing, bool):
             self.activation_checkpointing = "full" if self.activation_checkpointing else "none"
         if self.activation_checkpointing not in AC_MODES:
             raise ValueError(f"model.activation_checkpointing must be one of {', '.join(AC_MODES)} (or true/false), "
                              f"got {self.activation_checkpointing!r}.")
-        if self.activation_checkpointing_every < 1:
-            raise ValueError(f"model.activation_checkpointing_every must be >= 1 (1 checkpoints every block), "
-                             f"got {self.activation_checkpointing_every}.")
         if self.compile not in ("none", "blocks"):
             raise ValueError(f"model.compile must be none or blocks, got {self.compile!r}.")
-        if not 0.0 <= self.drop_path < 1.0:
-            raise ValueError(f"model.drop_path must be in [0, 1) (MAE fine-tuning: 0.1 to 0.3), got {self.drop_path}.")
 
     def spec_overrides(self) -> dict[str, int]:
         keys = ("img_size", "decoder_width", "decoder_depth", "decoder_heads")
@@ -80,8 +86,10 @@ class OptimConfig:
     impl: Literal["auto", "torch", "deepspeed", "apex"] = (
         "auto"  # auto: DeepSpeed FusedAdam on GPU, torch on CPU
     )
-    base_lr: float = 1.5e-4  # per 256 samples of global batch
-    lr: float = 0.0  # absolute lr; 0 = base_lr * global_batch / 256
+    base_lr: float = 1.5e-4  # per 256 samples of global batch; used when lr is auto
+    # The peak lr: auto = base_lr x global batch / 256 (MAE's scaling rule), or an absolute number > 0.
+    # (Older configs wrote 0 for auto; 0 is still read as auto, a negative lr is an error.)
+    lr: float | Literal["auto"] = "auto"
     min_lr: float = 0.0  # cosine floor
     warmup_samples: int = 0
     weight_decay: float = 0.05
@@ -90,15 +98,22 @@ class OptimConfig:
     clip_grad: float = 1.0  # 0 disables clipping
     layer_decay: float = 1.0  # finetune: lr x layer_decay^(depth - layer)
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "base_lr": Range(0, lo_open=True, note="per 256 samples of global batch; MAE: 1.5e-4"),
+        "lr": Range(0, lo_open=True, note="an absolute peak lr; or auto: base_lr x global batch / 256"),
+        "min_lr": Range(0, note="the cosine floor"),
+        "warmup_samples": Range(0),
+        "weight_decay": Range(0),
+        "betas": Range(0, 1, hi_open=True, note="MAE: 0.9, 0.95"),
+        "eps": Range(0, lo_open=True),
+        "clip_grad": Range(0, note="0 disables clipping"),
+        "layer_decay": Range(0, 1, lo_open=True, note="1 is no decay"),
+    }
+
     def __post_init__(self) -> None:
-        if self.base_lr <= 0 and self.lr <= 0:
-            raise ValueError(
-                "set optim.base_lr (per 256 samples) or optim.lr (absolute) to a positive number."
-            )
-        if not 0 < self.layer_decay <= 1:
-            raise ValueError(f"optim.layer_decay must be in (0, 1], got {self.layer_decay}.")
-        if self.clip_grad < 0 or self.weight_decay < 0 or self.warmup_samples < 0:
-            raise ValueError("optim.clip_grad, optim.weight_decay and optim.warmup_samples must be >= 0.")
+        if self.lr == 0:
+            self.lr = "auto"
+        check_ranges(self, "optim")
 
 
 @dataclass
@@ -107,11 +122,14 @@ class BatchConfig:
     grad_accum: int = 1  # 0 = derive from global_batch / (micro_batch x world size)
     global_batch: int = 0  # 0 = micro_batch x grad_accum x world size; else checked against it
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "micro_batch": Range(1, note="samples per rank per forward"),
+        "grad_accum": Range(0, note="0 derives it from batch.global_batch"),
+        "global_batch": Range(0, note="0 is micro_batch x grad_accum x world size"),
+    }
+
     def __post_init__(self) -> None:
-        if self.micro_batch <= 0 or self.grad_accum < 0 or self.global_batch < 0:
-            raise ValueError(
-                "batch.micro_batch must be positive and batch.grad_accum, batch.global_batch >= 0."
-            )
+        check_ranges(self, "batch")
         if self.grad_accum == 0 and self.global_batch == 0:
             raise ValueError("batch.grad_accum=0 (derive it) needs batch.global_batch.")
 
@@ -174,9 +192,18 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)  # validation on data.val during training
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # finetune: RandAugment, mixup, erasing
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "seed": Range(0, 2**32 - 1, note="MAE's masks hash its low 32 bits"),
+        "total_samples": Range(1),
+        "checkpoint_every": Range(0, note="samples; 0 saves only at the end"),
+        "keep_checkpoints": Range(1),
+        "log_every": Range(1, note="optimizer steps"),
+        "init_from_flops": Range(0, note="0 reads it from init_from"),
+        "max_bad_steps": Range(1),
+    }
+
     def __post_init__(self) -> None:
-        if self.init_from_flops < 0:
-            raise ValueError(f"init_from_flops must be >= 0 (0 = unknown), got {self.init_from_flops}.")
+        check_ranges(self)
         self._check_allow_changes()
         if self.model.pos_embed == "auto":
             self.model.pos_embed = "sincos" if self.stage == "mae" else "learned"
@@ -185,10 +212,6 @@ class TrainConfig:
                 "model.pos_embed=learned with stage mae: the MAE stage keeps MAE's fixed sin-cos table; "
                 "learned position embeddings are for wsp/finetune. Leave model.pos_embed at auto."
             )
-        if self.total_samples <= 0:
-            raise ValueError(f"total_samples must be positive, got {self.total_samples}.")
-        if self.checkpoint_every < 0 or self.keep_checkpoints < 1 or self.log_every < 1:
-            raise ValueError("checkpoint_every >= 0, keep_checkpoints >= 1 and log_every >= 1 are required.")
         if (
             self.model.num_classes
             and self.data.num_classes

@@ -45,6 +45,9 @@ FREE_KEYS = (
     "batch.global_batch",
 )
 
+# Older spellings of today's values, so that a run written by an older version resumes: optim.lr 0 was auto.
+LEGACY_VALUES = {"optim.lr": {0: "auto"}}
+
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -64,6 +67,9 @@ def _covered(key: str, names: tuple[str, ...] | list[str]) -> bool:
 def math_config(config: dict[str, Any], global_batch: int) -> dict[str, Any]:
     """The keys that change the run's math, flattened, with the resolved global batch."""
     flat = {k: v for k, v in flatten(config).items() if not _covered(k, FREE_KEYS)}
+    for key, spellings in LEGACY_VALUES.items():
+        if isinstance(flat.get(key), (int, float)) and flat[key] in spellings:
+            flat[key] = spellings[flat[key]]
     flat["batch.global_batch"] = global_batch
     return flat
 

@@ -7,10 +7,12 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
+
+from scaling.config import Range, check_ranges
 
 
 @dataclass
@@ -22,9 +24,10 @@ class DistConfig:
     # room for slower filesystems and more shards.
     timeout_minutes: float = 120.0
 
+    RANGES: ClassVar[dict[str, Range]] = {"timeout_minutes": Range(0, lo_open=True, note="DeepSpeed's default: 10")}
+
     def __post_init__(self) -> None:
-        if self.timeout_minutes <= 0:
-            raise ValueError(f"dist.timeout_minutes must be positive, got {self.timeout_minutes}.")
+        check_ranges(self, "dist")
 
 
 @dataclass(frozen=True)

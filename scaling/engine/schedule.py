@@ -15,6 +15,6 @@ def lr_at(
     return min_lr + (peak_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def peak_lr(base_lr: float, lr: float, global_batch: int) -> float:
-    """Absolute `lr` if set, else MAE's linear scaling rule base_lr x global_batch / 256."""
-    return lr if lr > 0 else base_lr * global_batch / 256
+def peak_lr(base_lr: float, lr: float | str, global_batch: int) -> float:
+    """The absolute `lr`, or MAE's linear scaling rule base_lr x global_batch / 256 when `lr` is auto."""
+    return base_lr * global_batch / 256 if lr == "auto" else float(lr)

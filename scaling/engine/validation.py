@@ -23,12 +23,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 
-from scaling.config import ConfigError
+from scaling.config import ConfigError, Range, check_ranges
 from scaling.data import normalize_images
 from scaling.data.eval_set import EvalSet, EvalTransform
 from scaling.kernels import sample_seeds
@@ -50,16 +50,19 @@ class EvalConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "every": Range(0, note="samples; 0 validates after the last step only"),
+        "micro_batch": Range(0, note="0 takes batch.micro_batch"),
+        "center_fraction": Range(0, 1, lo_open=True, note="MAE: 0.875"),
+        "knn_k": Range(1, note="DINO: 20"),
+        "knn_temperature": Range(0, lo_open=True, note="DINO: 0.07"),
+    }
+
     def __post_init__(self) -> None:
         from scaling.resources import data_source
 
         self.knn_monitor = data_source(self.knn_monitor)  # bundled:fashion_mnist from any folder
-        if self.knn_k < 1 or self.knn_temperature <= 0:
-            raise ConfigError("eval.knn_k must be >= 1 and eval.knn_temperature > 0 (DINO: 20, 0.07).")
-        if self.every < 0 or self.micro_batch < 0:
-            raise ConfigError("eval.every (samples) and eval.micro_batch must be >= 0 (0: the defaults).")
-        if not 0.0 < self.center_fraction <= 1.0:
-            raise ConfigError(f"eval.center_fraction={self.center_fraction}: must be in (0, 1] (MAE: 0.875).")
+        check_ranges(self, "eval")
 
 
 def _blank(transform: EvalTransform) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def test_warmup_then_cosine_to_floor():
 
 
 def test_linear_scaling_rule():
-    assert peak_lr(1.5e-4, 0.0, 4096) == pytest.approx(2.4e-3)
+    assert peak_lr(1.5e-4, "auto", 4096) == pytest.approx(2.4e-3)
     assert peak_lr(1.5e-4, 1e-3, 4096) == 1e-3
 
 
