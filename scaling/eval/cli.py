@@ -81,31 +81,35 @@ def update_summary(run_dir: Path | None, entries: dict[str, float]) -> Path | No
     return path
 
 
-def check_pair(train_keys: list[str], val_keys: list[str], train_classes: list[str], val_classes: list[str],
-               train: str, val: str) -> None:
-    if train_classes != val_classes:
-        raise ConfigError(f"--train {train!r} and --val {val!r} have different class lists "
-                          f"({len(train_classes)} vs {len(val_classes)} classes); they must be the same, in order.")
-    both = set(train_keys) & set(val_keys)
-    if both:
-        raise ConfigError(f"--val {val!r} overlaps --train {train!r}: {len(both)} sample keys are in both (first: "
-                          f"{sorted(both)[0]!r}); evaluate on held-out samples.")
+def check_pair(args: argparse.Namespace, same_classes: bool = True):
+    """The train and val sets, once checked: the same class list (feature protocols), and no image in both
+    (by content: scaling.eval.overlap; equal names are fine). Before any feature or run is computed."""
+    from scaling.data.eval_set import EvalSet
+    from scaling.eval.features import default_cache_dir
+    from scaling.eval.overlap import check_no_leak
+
+    train_set, val_set = EvalSet(args.train), EvalSet(args.val)
+    if same_classes and train_set.classes != val_set.classes:
+        raise ConfigError(f"--train {args.train!r} and --val {args.val!r} have different class lists "
+                          f"({len(train_set.classes)} vs {len(val_set.classes)} classes); they must be the same, "
+                          "in order.")
+    check_no_leak(train_set, val_set, args.cache_dir or default_cache_dir(), limit=args.train_samples)
+    return train_set, val_set
 
 
 def feature_protocol(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, float], Any]:
-    from scaling.data.eval_set import EvalSet, EvalTransform
+    from scaling.data.eval_set import EvalTransform
     from scaling.eval import features
     from scaling.eval.encoder import load_encoder
 
     if not args.train:
         raise ConfigError(f"--protocol {args.protocol} needs --train DATA.")
     encoder = load_encoder(args.weights, args.model, args.img_size)
+    train_set, val_set = check_pair(args)
     transform = EvalTransform(encoder.model.spec.img_size, args.center_fraction, args.interpolation)
-    train_set, val_set = EvalSet(args.train), EvalSet(args.val)
     common = dict(batch_size=args.batch_size, cache_dir=args.cache_dir, device=args.device)
     tr = features.extract(encoder, train_set, transform, limit=args.train_samples, **common)
     va = features.extract(encoder, val_set, transform, **common)
-    check_pair(tr.keys, va.keys, tr.classes, va.classes, args.train, args.val)
     x, y, vx, vy, classes = tr.get(args.feature), tr.labels, va.get(args.feature), va.labels, tr.classes
     grid = tuple(float(g) for g in args.grid.split(",") if g) if args.grid else None
     if args.protocol == "linear":
@@ -146,6 +150,7 @@ def finetune_protocol(args: argparse.Namespace) -> tuple[dict[str, Any], dict[st
 
     if not args.train:
         raise ConfigError("--protocol finetune needs --train DATA.")
+    check_pair(args, same_classes=False)  # the run reads both; its own checks compare the class lists
     return finetune(args.weights, args.train, args.val, args.config, args.overrides, model=args.model)
 
 

@@ -81,7 +81,7 @@ def test_val_overlapping_train_is_refused(tmp_path, capsys):
             "--out", str(tmp_path / "o.json"), "--cache-dir", str(tmp_path / "c"), "--k", "3"]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert "overlaps --train" in err and "30 sample keys are in both" in err
+    assert "holds 30 of its 30 images also in --train" in err and "30 identical files" in err
     assert not (tmp_path / "o.json").exists()
 
 
