@@ -183,6 +183,9 @@ class TrainConfig:
     # scaling/engine/config_diff.py for the keys that may always change (paths, logging).
     allow_changes: list[str] = field(default_factory=list)
     max_bad_steps: int = 5  # optimizer steps skipped in a row (non-finite loss or grad norm) before the run stops
+    # Start even when scaling plan's memory estimate says the run does not fit this host or GPU
+    # (scaling/plan/fits.py; checked before the model is built).
+    force_memory: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

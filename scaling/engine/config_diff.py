@@ -24,6 +24,7 @@ FREE_KEYS = (
     "keep_checkpoints",
     "log_every",
     "max_bad_steps",
+    "force_memory",
     "debug",  # older versions had fault-injection keys here
     "dist",
     "init_from",  # read only by a fresh start; a resume loads its own weights

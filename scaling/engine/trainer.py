@@ -123,6 +123,11 @@ def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
                              clip_grad=cfg.optim.clip_grad, width=spec.width, nvme_path=cfg.deepspeed.nvme_path)
     check_with_deepspeed(ds_cfg)
     offload = check_offload(ds_cfg, cfg.optim.impl, cfg.deepspeed.config)
+    # scaling plan's memory estimate before the model is built: refused in seconds, not out of memory minutes later
+    from scaling.plan.fits import budget_here, check_memory, local_ranks
+
+    check_on_rank0(lambda: check_memory(cfg, spec, num_classes, dist.world_size, dist.device.type,
+                                        budget_here(dist.device.type, local_ranks())), dist.rank)
     manager = CheckpointManager(cfg, dist, global_batch, grad_accum)
     resume = manager.plan()
     if resume is not None and resume.resized:

@@ -144,10 +144,11 @@ class Memory:
 
 
 def memory(policy: Policy, spec: ViTSpec, stage: str, micro: int, gpus: int, checkpointing: bool,
-           num_classes: int) -> Memory:
+           num_classes: int, activation_scale: float = 1.0) -> Memory:
+    """`activation_scale`: 2 for fp32 activations (the counts above are bf16)."""
     params = model_params(spec, stage, num_classes)
     states = model_states_bytes(policy, params, largest_layer_params(spec, stage, num_classes), gpus)
-    acts = activation_bytes(spec, stage, micro, checkpointing, num_classes)
+    acts = activation_bytes(spec, stage, micro, checkpointing, num_classes) * activation_scale
     total = states + acts + zero_buffer_bytes(policy, spec.width, params, gpus)
     return Memory(states / 1e9, acts / 1e9, total / 1e9)
 
@@ -159,9 +160,11 @@ def usable_gb(gpu: str) -> float:
 
 
 def max_micro_batch(policy: Policy, spec: ViTSpec, stage: str, gpus: int, checkpointing: bool, num_classes: int,
-                    gpu_gb: float) -> int:
+                    gpu_gb: float, activation_scale: float = 1.0) -> int:
     """The largest micro batch whose total fits in gpu_gb (0 when not even one sample fits)."""
-    fits = lambda b: memory(policy, spec, stage, b, gpus, checkpointing, num_classes).total <= gpu_gb  # noqa: E731
+    def fits(b: int) -> bool:
+        return memory(policy, spec, stage, b, gpus, checkpointing, num_classes, activation_scale).total <= gpu_gb
+
     if not fits(1):
         return 0
     lo, hi = 1, 2

@@ -49,7 +49,7 @@ def ready_config(model: str, stage: str):
 
 
 def make_plan(model: str, stage: str, gpus: int, gpu: str, *, micro_batch: int | None = None,
-              activation_checkpointing: bool | None = None, ds_config: str | None = None,
+              activation_checkpointing: bool | str | None = None, ds_config: str | None = None,
               samples: int | None = None, mfu: float | None = None, num_classes: int | None = None,
               results_dir: Path = RESULTS_DIR) -> Plan:
     if stage not in STAGES:
@@ -62,8 +62,10 @@ def make_plan(model: str, stage: str, gpus: int, gpu: str, *, micro_batch: int |
     cfg = ready_config(model, stage)
     if num_classes is None:
         num_classes = 0 if stage == "mae" or cfg is None else (cfg.model.num_classes or cfg.data.num_classes)
-    checkpointing = activation_checkpointing if activation_checkpointing is not None else (
-        bool(cfg and cfg.model.activation_checkpointing))
+    if activation_checkpointing is None:
+        activation_checkpointing = cfg.model.activation_checkpointing if cfg else False
+    # a config's mode is a string (none | full | selective): "none" is off, selective counted as on
+    checkpointing = activation_checkpointing not in (False, "none")
     chosen = ds_config or (cfg.deepspeed.config if cfg else "zero3_bf16.json")
     policies = {name: Policy.load(name) for name in [*repo_policies(), chosen]}
     policy = policies[chosen]
