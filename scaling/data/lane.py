@@ -213,9 +213,24 @@ class Lane:
         return start, end
 
     def _first_lost(self, seg_id: int, item: Item) -> bool:
-        """Is this the first sample of its dead shard's piece? (The shard is counted there: once per piece,
-        whatever the process or the shuffle, so the count survives a resume unchanged.)"""
-        return any(shard == item.shard and lo == item.index for shard, lo, _ in self._get_segment(seg_id).pieces)
+        """Does this lost sample count its dead shard? Once per run over every lane and rank (so the ranks'
+        counters sum to the distinct dead shards): at the shard's first sample, which one lane reads per epoch,
+        in the first epoch that reads it (an epoch's last, less-than-a-global-batch stretch is not read).
+        A shard that dies only after that epoch shows in samples_lost, not here: no rank can tell it from one
+        counted before without a collective. Resampled mode: once per draw (a draw is the whole shard).
+        A function of the position and the data, so the count survives a resume unchanged."""
+        if item.index != 0:
+            return False
+        p = self.plan
+        if p.mode != "epoch":
+            return True
+        layout = p.layout
+        read = layout.batches_per_epoch * p.world_size * p.micro_batch
+        for epoch in range(seg_id):  # only when a dead shard is met: O(epochs x shards) then
+            order = assignment.shard_order(p.seed, epoch, p.num_shards)
+            if p.counts[order[: int(np.flatnonzero(order == item.shard)[0])]].sum() < read:
+                return False
+        return True
 
     def _forward(self, seg_id: int, pos: int) -> tuple[int, int]:
         """(segment, position) for a position counted past its segment's end into the next segments."""

@@ -3,8 +3,9 @@
 Kinds: corrupt_image (undecodable bytes), missing_field (no image, or no label where the stage needs one),
 unknown_label (a label name outside the vocabulary), truncated_tar (the tar ends before its manifest count
 or mid-member), unreadable_shard (shards that could not be opened after retries, which their reading process
-then never retries: counted once per piece a lane reads of them, i.e. once per epoch in epoch mode and per
-draw in resampled mode; once per reading process where no manifest gives their counts), samples_lost (the
+then never retries: in epoch mode each distinct dead shard once per run, summed over ranks (lane.py
+_first_lost); per draw in resampled mode; once per reading process where no manifest gives their counts),
+samples_lost (the
 manifest's samples of those shards, one per slot refilled), empty_shard (shards with no samples). Each
 skipped sample's batch slot is filled with a good sample (lane.py), so the per-sample counts are also the
 number of substitutions.
