@@ -31,6 +31,8 @@ def test_tiny_run_prints_few_lines_one_bar_and_what_next(tmp_path):
     assert "Warning" not in out and "deprecated" not in out, out[-3000:]
     bars = [line for line in lines if "step/s" in line]
     assert len(bars) == 1 and "6/6" in bars[0], bars  # the progress bar stays on one line
+    said = [line for line in out.split("\n") if "kernels=auto" in line]  # raw lines: \r-redraws included
+    assert len(said) == 1 and "|" not in said[0] and "step" not in said[0], said  # once, not inside the bar
     run = tmp_path / "run"
     assert f"outputs: {run}/" in out
     assert f"tensorboard --logdir {run / 'tb'}" in out

@@ -52,6 +52,7 @@ from scaling.engine.validation import build_validator
 from scaling.flops import device_kind, encoder_params, mfu, stage_flops
 from scaling.kernels import sample_seeds
 from scaling.models import ViTSpec, get_spec, set_kernels, soft_target_cross_entropy
+from scaling.models.attention import announce as announce_kernels
 from scaling.models.weights import WeightsError
 
 
@@ -114,6 +115,8 @@ def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
     set_kernels(cfg.model.kernels)
     torch.manual_seed(cfg.seed)
     spec = get_spec(cfg.model.name, **cfg.model.spec_overrides())
+    head_dims = [spec.width // spec.heads] + ([spec.decoder_width // spec.decoder_heads] if cfg.stage == "mae" else [])
+    announce_kernels(dist.device, PRECISION_DTYPES[cfg.deepspeed.precision], head_dims)  # once, before the bar
     streams = MicroBatchStreams(cfg.data, stage=cfg.stage, image_size=spec.img_size,
                                 micro_batch=cfg.batch.micro_batch, rank=dist.rank, world_size=dist.world_size,
                                 grad_accum=grad_accum, seed=cfg.seed)

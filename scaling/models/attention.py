@@ -5,6 +5,7 @@
   sdpa       torch.nn.functional.scaled_dot_product_attention (torch picks flash/efficient/cuDNN/math)
   reference  plain softmax(q k^T / sqrt(d)) v in torch: the semantics the others must equal
   auto       fused where supported (CUDA, fp16/bf16, supported head dim), else sdpa; the reason is logged once
+             (`announce`, at a run's start)
 The same policy picks the MAE masking path (fused Triton gather vs the torch reference).
 """
 
@@ -43,6 +44,16 @@ def _log_once(key: str, message: str) -> None:
     if key not in _logged:
         _logged.add(key)
         log.info(message)
+
+
+def announce(device: torch.device, dtype: torch.dtype, head_dims: list[int]) -> None:
+    """Log what `auto` picks for attention of these head dims (and MAE's masking) on `device`, now: at the start
+    of a run, before its progress bar, since a line logged mid-bar breaks the bar's line. The forwards' own
+    resolve() then finds each choice logged already."""
+    for d in head_dims:
+        t = torch.empty(1, 1, 1, d, dtype=dtype, device=device)
+        resolve(t)
+        resolve_masking(t)
 
 
 def _fused_support(t: torch.Tensor) -> tuple[bool, str]:
