@@ -1,10 +1,15 @@
 """`scaling export RUN_DIR OUT.safetensors`: consolidate a run's ZeRO-3 checkpoint into one file of
 encoder weights with timm's key names (`timm.create_model(..., pretrained_cfg_overlay=dict(file=OUT))`).
+`scaling export RUN_DIR --hf DIR`: a Hugging Face / timm model folder (config.json, model.safetensors, a model
+card README.md) that `timm.create_model("local-dir:DIR", pretrained=True)` loads (scaling/export_hf.py).
 
 Examples:
   scaling export runs/mae_h14 mae_h14_encoder.safetensors
   scaling export runs/wsp_h14 wsp_h14.safetensors --with-head
   scaling export runs/mae_h14 mae_h14_full.safetensors --full   # encoder + decoder, our key names
+  scaling export runs/wsp_h14 --hf hf/wsp_h14                    # then publish it from your account:
+      hf auth login && python -c "import huggingface_hub as h; h.create_repo('USER/wsp_h14', exist_ok=True); \\
+          h.upload_folder(repo_id='USER/wsp_h14', folder_path='hf/wsp_h14')"
 """
 
 from __future__ import annotations
@@ -54,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dir", help="a training run directory (with checkpoints/)")
-    parser.add_argument("out", help="output .safetensors file")
+    parser.add_argument("out", nargs="?", help="output .safetensors file")
+    parser.add_argument("--hf", metavar="DIR", help="write a Hugging Face / timm folder instead (config.json, "
+                        "model.safetensors, README.md); the head is kept for wsp/finetune runs")
+    parser.add_argument("--overwrite", action="store_true", help="--hf: replace a folder that is not empty")
     parser.add_argument(
         "--with-head", action="store_true", help="keep the classifier head (wsp/finetune runs)"
     )
@@ -62,14 +70,23 @@ def main(argv: list[str] | None = None) -> int:
         "--full", action="store_true", help="everything, our key names (MAE decoder included)"
     )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if not args.out.endswith(".safetensors"):
+    if bool(args.out) == bool(args.hf):
+        print("scaling export: give either OUT.safetensors or --hf DIR.", file=sys.stderr)
+        return 2
+    if args.out and not args.out.endswith(".safetensors"):
         print("scaling export: the output must be a .safetensors file.", file=sys.stderr)
         return 2
+    from scaling.config import ConfigError
     from scaling.models.weights import WeightsError
 
     try:
-        info = export(args.run_dir, args.out, with_head=args.with_head, full=args.full)
-    except WeightsError as e:
+        if args.hf:
+            from scaling.export_hf import export_hf
+
+            info = export_hf(args.run_dir, args.hf, overwrite=args.overwrite)
+        else:
+            info = export(args.run_dir, args.out, with_head=args.with_head, full=args.full)
+    except (WeightsError, ConfigError) as e:
         print(f"scaling export: {e}", file=sys.stderr)
         return 2
     print(json.dumps(info, indent=1))
