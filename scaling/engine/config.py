@@ -17,6 +17,7 @@ from scaling.data import DataConfig
 from scaling.data.augment import AugmentConfig
 from scaling.engine.distributed import DistConfig
 from scaling.engine.validation import EvalConfig
+from scaling.engine.wandb_run import LoggingConfig
 from scaling.models import MODELS
 from scaling.models.attention import POLICIES
 
@@ -194,6 +195,7 @@ class TrainConfig:
     dist: DistConfig = field(default_factory=DistConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)  # validation on data.val during training
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # finetune: RandAugment, mixup, erasing
+    logging: LoggingConfig = field(default_factory=LoggingConfig)  # logging.wandb=PROJECT: W&B as well
 
     RANGES: ClassVar[dict[str, Range]] = {
         "seed": Range(0, 2**32 - 1, note="MAE's masks hash its low 32 bits"),

@@ -27,6 +27,7 @@ FREE_KEYS = (
     "force_memory",
     "debug",  # older versions had fault-injection keys here
     "dist",
+    "logging",
     "init_from",  # read only by a fresh start; a resume loads its own weights
     "init_from_flops",
     "model.kernels",

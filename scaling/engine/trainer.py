@@ -49,6 +49,7 @@ from scaling.engine.run_dir import write_json
 from scaling.engine.schedule import lr_at, peak_lr
 from scaling.engine.streams import MicroBatchStreams
 from scaling.engine.validation import build_validator
+from scaling.engine.wandb_run import require_wandb
 from scaling.flops import device_kind, encoder_params, mfu, stage_flops
 from scaling.kernels import sample_seeds
 from scaling.models import ViTSpec, get_spec, set_kernels, soft_target_cross_entropy
@@ -67,6 +68,7 @@ class TrainState:
     skipped_steps: int = 0  # optimizer steps skipped for a non-finite loss or gradient norm, in total
     bad_in_a_row: int = 0
     elapsed_s: float = 0.0  # training seconds before this process started (the logged `time` continues)
+    wandb_id: str = ""  # the W&B run this run logs to (logging.wandb): a resumed job continues it
 
     @classmethod
     def from_dict(cls, saved: dict[str, Any]) -> TrainState:
@@ -110,6 +112,7 @@ def build_session(cfg: TrainConfig, dist: DistInfo) -> Session:
     """Checks first, then the model, then the run dir's files: every bad input (batch arithmetic, data, policy,
     offload ops, the resume's config, init_from) fails before anything is written, and a retry is accepted."""
     global_batch, grad_accum = cfg.batch.resolve(dist.world_size)
+    require_wandb(cfg.logging)  # an optional package asked for: refused before anything is written
     # cfg keeps what the user gave (config.yaml must reload at another world size); the derived grad_accum
     # lives in the streams (len(streams.ids)).
     set_kernels(cfg.model.kernels)
@@ -283,6 +286,15 @@ def _record(s: Session, loss: float, steps: int, seconds: float, elapsed: float,
             "skipped_steps": s.state.skipped_steps, **{f"data/{k}": int(v) for k, v in data.items()}}
 
 
+def run_hparams(s: Session) -> dict[str, Any]:
+    """What a sweep's runs differ in, for TensorBoard's HParams table (metrics.py) and W&B's run config."""
+    cfg = s.cfg
+    return {"model": cfg.model.name, "params": encoder_params(s.spec), "stage": cfg.stage, "recipe": _recipe(cfg),
+            "samples": cfg.total_samples, "lr": peak_lr(cfg.optim.base_lr, cfg.optim.lr, s.global_batch),
+            "batch": s.global_batch, "micro_batch": cfg.batch.micro_batch, "seed": cfg.seed,
+            "precision": cfg.deepspeed.precision, "world_size": s.dist.world_size, "init_from": cfg.init_from}
+
+
 def _data_counts(s: Session, summed: list[float]) -> dict[str, float]:
     """Data counters of all ranks: the rank-local ones summed, the dataset's own (empty shards in the
     manifest, the same on every rank) once."""
@@ -296,7 +308,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     total_steps = math.ceil(cfg.total_samples / s.global_batch)
     validator = build_validator(cfg, dist, s, total_steps)  # None without data.val
     every = max(cfg.checkpoint_every // s.global_batch, 1) if cfg.checkpoint_every else 0
-    logger = MetricsLogger(s.run_dir, dist.is_main, total_steps, s.state.step, f"{cfg.stage} {cfg.model.name}")
+    logger = MetricsLogger(s.run_dir, dist.is_main, total_steps, s.state.step, f"{cfg.stage} {cfg.model.name}",
+                           hparams=run_hparams(s), wandb=cfg.logging, wandb_id=s.state.wandb_id)
+    s.state.wandb_id = logger.wandb_id  # saved with every checkpoint from here on
     preempt, loss, stop = PreemptionFlag(), float("nan"), 0.0
     clock = _Clock(s.state.elapsed_s, s.state.step)
     micro_batches = dist.world_size * len(s.streams.ids)
