@@ -63,36 +63,15 @@ def test_one_table_of_every_run_and_a_resume_adds_no_second_record(tmp_path):
     assert table["a/tb"]["scalars"]["train/loss"] == pytest.approx(1 / 5)  # the resumed run's last value
 
 
-@pytest.mark.slow
-def test_a_real_run_and_its_resume_in_tensorboard_and_wandb_offline(tmp_path):
-    """Two steps, a checkpoint, a resume to four: one HParams session with the run's real hyperparameters; with
-    W&B (offline) both processes log to the run whose id the checkpoint kept."""
-    wandb = pytest.importorskip("wandb")  # optional: pip install 'maws-scaling[wandb]'
-    run = tmp_path / "runs" / "mae"
-    common = ["--config", "tiny/mae", f"run_dir={run}", "batch.micro_batch=32", "batch.grad_accum=1",
-              "logging.wandb=scaling-test", "resume=auto"]
-    os.environ["WANDB_MODE"] = "offline"
-    try:
-        run_train(common[1], [*common[2:], "total_samples=64"])
-        first = json.loads((run / "summary.json").read_text())
-        run_train(common[1], [*common[2:], "total_samples=128", "allow_changes=total_samples"])
-    finally:
-        os.environ.pop("WANDB_MODE")
-    assert first["samples_seen"] == 64
-    assert _start_records(run / "tb") == 1
-    hp = _hparams_table(tmp_path / "runs")["mae/tb"]["hparams"]
-    assert hp["model"] == "vit_micro_patch4" and hp["samples"] == 64 and hp["batch"] == 32
-    assert hp["lr"] == pytest.approx(2e-3) and hp["recipe"] == "mae" and hp["seed"] == 0
-
-    offline = sorted((run / "wandb").glob("offline-run-*"))
-    assert len(offline) == 2  # one per process, the same W&B run id
-    ids = {p.name.rsplit("-", 1)[-1] for p in offline}
-    assert len(ids) == 1, offline
+def _wandb_history(run: Path) -> tuple[set[str], list[int]]:
+    """(W&B run ids, logged steps) of the offline runs under run/wandb/, read with wandb's own record reader;
+    every history record must hold the scalars of metrics.jsonl."""
     from wandb.proto import wandb_internal_pb2
     from wandb.sdk.internal.datastore import DataStore
 
+    folders = sorted((run / "wandb").glob("offline-run-*"))
     steps = []
-    for folder in offline:
+    for folder in folders:
         store = DataStore()
         store.open_for_scan(str(next(folder.glob("*.wandb"))))
         while (data := store.scan_data()) is not None:
@@ -100,7 +79,53 @@ def test_a_real_run_and_its_resume_in_tensorboard_and_wandb_offline(tmp_path):
             record.ParseFromString(data)
             if record.WhichOneof("record_type") == "history":
                 items = {i.key or "/".join(i.nested_key): i.value_json for i in record.history.item}
+                assert "train/loss" in items and "train/lr" in items, items
                 steps.append(int(items["_step"]))
-                assert "train/loss" in items and "train/lr" in items
-    assert steps == [1, 2, 3, 4]
-    assert wandb.__version__
+    return {f.name.rsplit("-", 1)[-1] for f in folders}, steps
+
+
+def test_wandb_offline_gets_the_scalars_and_a_resume_continues_its_run(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")  # optional: pip install 'maws-scaling[wandb]'
+    from scaling.engine.wandb_run import LoggingConfig
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg, run = LoggingConfig(wandb="scaling-test"), tmp_path / "run"
+    run.mkdir()
+    first = MetricsLogger(run, True, 4, 0, "test", hparams={"lr": 1e-3}, wandb=cfg)
+    for step in (1, 2):
+        first.advance()
+        first.log({"step": step, "loss": 1.0 / step, "lr": 0.1})
+    first.close()  # as a preempted job: the id goes into the checkpoint (TrainState.wandb_id)
+    again = MetricsLogger(run, True, 4, 2, "test", hparams={"lr": 1e-3}, wandb=cfg, wandb_id=first.wandb_id)
+    for step in (3, 4):
+        again.advance()
+        again.log({"step": step, "loss": 1.0 / step, "lr": 0.1})
+    again.close()
+    ids, steps = _wandb_history(run)
+    assert ids == {first.wandb_id} and again.wandb_id == first.wandb_id and steps == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_a_real_run_and_its_resume_in_tensorboard_and_wandb_offline(tmp_path):
+    """Two steps, a checkpoint, a resume to four: one HParams session with the run's real hyperparameters; with
+    W&B (offline) both processes log to the run whose id the checkpoint kept."""
+    pytest.importorskip("wandb")
+    run = tmp_path / "runs" / "mae"
+    common = ["tiny/mae", f"run_dir={run}", "batch.micro_batch=32", "batch.grad_accum=1",
+              "logging.wandb=scaling-test", "resume=auto"]
+    os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true")
+    try:
+        run_train(common[0], [*common[1:], "total_samples=64"])
+        first = json.loads((run / "summary.json").read_text())
+        run_train(common[0], [*common[1:], "total_samples=128", "allow_changes=total_samples"])
+    finally:
+        os.environ.pop("WANDB_MODE")
+        os.environ.pop("WANDB_SILENT")
+    assert first["samples_seen"] == 64
+    assert _start_records(run / "tb") == 1
+    hp = _hparams_table(tmp_path / "runs")["mae/tb"]["hparams"]
+    assert hp["model"] == "vit_micro_patch4" and hp["samples"] == 64 and hp["batch"] == 32
+    assert hp["lr"] == pytest.approx(2e-3) and hp["recipe"] == "mae" and hp["seed"] == 0
+    ids, steps = _wandb_history(run)
+    assert len(ids) == 1 and steps == [1, 2, 3, 4]  # two processes, one W&B run (the checkpoint kept its id)
