@@ -41,9 +41,10 @@ class WandbRun:
     def __init__(self, cfg: LoggingConfig, run_dir: Path, run_id: str, hparams: dict[str, Any]) -> None:
         import wandb
 
-        self.id = run_id or wandb.util.generate_id()
-        self._run = wandb.init(project=cfg.wandb, entity=cfg.wandb_entity or None, id=self.id, resume="allow",
-                               name=run_dir.name, dir=str(run_dir), config=hparams)
+        # a new run gets W&B's own id; a resumed one passes the checkpoint's, and W&B continues that run
+        self._run = wandb.init(project=cfg.wandb, entity=cfg.wandb_entity or None, id=run_id or None,
+                               resume="allow", name=run_dir.name, dir=str(run_dir), config=hparams)
+        self.id = self._run.id
 
     def log(self, record: dict[str, Any]) -> None:
         scalars = {f"train/{k}": v for k, v in record.items()

@@ -63,20 +63,36 @@ def test_one_table_of_every_run_and_a_resume_adds_no_second_record(tmp_path):
     assert table["a/tb"]["scalars"]["train/loss"] == pytest.approx(1 / 5)  # the resumed run's last value
 
 
-def _wandb_history(run: Path) -> tuple[set[str], list[int]]:
-    """(W&B run ids, logged steps) of the offline runs under run/wandb/, read with wandb's own record reader;
-    every history record must hold the scalars of metrics.jsonl."""
-    from wandb.proto import wandb_internal_pb2
-    from wandb.sdk.internal.datastore import DataStore
+def _wandb_records(path: Path) -> list:
+    """The records of a W&B transaction log (RUN.wandb): a 7-byte header, then LevelDB's log format (32 KiB
+    blocks of chunks: crc32, length, type FULL=1/FIRST=2/MIDDLE=3/LAST=4) of wandb_internal_pb2.Record."""
+    import struct
 
+    from wandb.proto import wandb_internal_pb2
+
+    data, pos, records, chunk = path.read_bytes(), 7, [], b""
+    assert data[:4] == b":W&B"
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:  # a block's tail too short for a chunk header is padding
+            pos += 32768 - pos % 32768
+            continue
+        _, size, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if size == 0 and kind == 0:
+            break
+        chunk, pos = chunk + data[pos + 7:pos + 7 + size], pos + 7 + size
+        if kind in (1, 4):
+            records.append(wandb_internal_pb2.Record.FromString(chunk))
+            chunk = b""
+    return records
+
+
+def _wandb_history(run: Path) -> tuple[set[str], list[int]]:
+    """(W&B run ids, logged steps) of the offline runs under run/wandb/; every history record must hold the
+    scalars of metrics.jsonl."""
     folders = sorted((run / "wandb").glob("offline-run-*"))
     steps = []
     for folder in folders:
-        store = DataStore()
-        store.open_for_scan(str(next(folder.glob("*.wandb"))))
-        while (data := store.scan_data()) is not None:
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(data)
+        for record in _wandb_records(next(folder.glob("*.wandb"))):
             if record.WhichOneof("record_type") == "history":
                 items = {i.key or "/".join(i.nested_key): i.value_json for i in record.history.item}
                 assert "train/loss" in items and "train/lr" in items, items
