@@ -89,19 +89,20 @@ def _wandb_records(path: Path) -> list:
 def _wandb_history(run: Path) -> tuple[set[str], list[int]]:
     """(W&B run ids, logged steps) of the offline runs under run/wandb/; every history record must hold the
     scalars of metrics.jsonl."""
-    folders = sorted((run / "wandb").glob("offline-run-*"))
-    steps = []
-    for folder in folders:
-        for record in _wandb_records(next(folder.glob("*.wandb"))):
+    ids, steps = set(), []
+    for log in sorted((run / "wandb").glob("offline-run-*/*.wandb")):
+        for record in _wandb_records(log):
+            if record.WhichOneof("record_type") == "run":
+                ids.add(record.run.run_id)
             if record.WhichOneof("record_type") == "history":
                 items = {i.key or "/".join(i.nested_key): i.value_json for i in record.history.item}
                 assert "train/loss" in items and "train/lr" in items, items
                 steps.append(int(items["_step"]))
-    return {f.name.rsplit("-", 1)[-1] for f in folders}, steps
+    return ids, steps
 
 
 def test_wandb_offline_gets_the_scalars_and_a_resume_continues_its_run(tmp_path, monkeypatch):
-    pytest.importorskip("wandb")  # optional: pip install 'maws-scaling[wandb]'
+    wandb = pytest.importorskip("wandb")  # optional: pip install 'maws-scaling[wandb]'
     from scaling.engine.wandb_run import LoggingConfig
 
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -118,6 +119,7 @@ def test_wandb_offline_gets_the_scalars_and_a_resume_continues_its_run(tmp_path,
         again.advance()
         again.log({"step": step, "loss": 1.0 / step, "lr": 0.1})
     again.close()
+    wandb.teardown()  # stops W&B's service process (a training process ends it by exiting)
     ids, steps = _wandb_history(run)
     assert ids == {first.wandb_id} and again.wandb_id == first.wandb_id and steps == [1, 2, 3, 4]
 
