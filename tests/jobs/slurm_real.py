@@ -48,6 +48,16 @@ def stop_slurm() -> None:
     subprocess.run(["bash", str(SCRIPT), "down"], capture_output=True, timeout=120)
 
 
+@pytest.fixture(scope="module", name="slurm")
+def slurm_fixture():
+    """`slurm`: the one-node Slurm for a test module (import slurm_fixture there); stopped after the module when
+    it started it."""
+    started = one_node_slurm()
+    yield
+    if started:
+        stop_slurm()
+
+
 def job_env(**extra: str) -> dict[str, str]:
     """The environment sbatch passes to the job (--export=ALL): this venv first on PATH, its interpreter as
     PYTHON, one thread per rank, a free port."""

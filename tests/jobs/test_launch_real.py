@@ -58,3 +58,13 @@ def test_hostfile_script_refuses_a_missing_hostfile(tmp_path):
     proc = subprocess.run(["bash", str(JOBS / "multi_node.sh"), str(tmp_path / "nope"), "configs/tiny/mae.yaml"],
                           cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "slots=" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_config_error_is_printed_once_not_once_per_rank(tmp_path):
+    proc = subprocess.run(["bash", str(JOBS / "single_node.sh"), "2", "configs/tiny/mae.yaml", "optim.lrr=1",
+                           f"run_dir={tmp_path / 'run'}"], cwd=REPO, env=_env(), capture_output=True, text=True,
+                          timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and out.count("scaling train: config error: unknown config key 'optim.lrr'") == 1, out
+    assert not (tmp_path / "run").exists()

@@ -17,10 +17,9 @@ from slurm_real import (
     REPO,
     job_env,
     metrics,
-    one_node_slurm,
     release_requeued,
     sbatch,
-    stop_slurm,
+    slurm_fixture,  # noqa: F401 (the `slurm` fixture)
     tree_state,
     wait_ended,
     wait_steps,
@@ -35,14 +34,6 @@ STEPS = 200  # global batch 32 (16 per rank x 2 ranks); ~5 steps/s on the 2-core
 TRAIN = ["configs/tiny/mae.yaml", PHOTOS, f"total_samples={STEPS * 32}", "deepspeed.precision=fp32",
          "batch.micro_batch=16", "batch.grad_accum=1", "log_every=1", "data.workers=1"]
 ALLOC = ["--gpus-per-node=2", "--cpus-per-task=2"]  # 2 ranks from the allocation's GPUs (fake ones: CPU ranks)
-
-
-@pytest.fixture(scope="module")
-def slurm():
-    started = one_node_slurm()
-    yield
-    if started:
-        stop_slurm()
 
 
 def _submit(tmp, run, *extra_sbatch, **env) -> str:
@@ -107,19 +98,12 @@ def _preempted_then_resumed(tmp, run, job_id, uninterrupted_run, timeout=120, *u
         assert abs(x - y) <= 1e-6 * abs(x), (step, cut["steps"], x, y)
 
 
-def test_scancel_usr1_batch_checkpoints_requeues_and_resumes(uninterrupted, tmp_path):
+@pytest.mark.parametrize("which", ["--batch", "--full"])  # the batch shell only; every process of every step
+def test_scancel_usr1_checkpoints_requeues_and_resumes(uninterrupted, tmp_path, which):
     run = tmp_path / "run"
     job_id = _submit(tmp_path, run)
     wait_steps(run, 3, job_id)
-    subprocess.run(["scancel", "--signal=USR1", "--batch", job_id], check=True, timeout=30)
-    _preempted_then_resumed(tmp_path, run, job_id, uninterrupted[1])
-
-
-def test_scancel_usr1_full_signals_every_process_and_the_launcher_survives(uninterrupted, tmp_path):
-    run = tmp_path / "run"
-    job_id = _submit(tmp_path, run)
-    wait_steps(run, 3, job_id)
-    subprocess.run(["scancel", "--signal=USR1", "--full", job_id], check=True, timeout=30)
+    subprocess.run(["scancel", "--signal=USR1", which, job_id], check=True, timeout=30)
     _preempted_then_resumed(tmp_path, run, job_id, uninterrupted[1])
 
 
