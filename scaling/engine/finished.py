@@ -46,20 +46,29 @@ def complete_summary(cfg, world_size: int) -> dict[str, Any] | None:
     return summary
 
 
-def last_logged_loss(run_dir: Path, step: int) -> float:
-    """The loss metrics.jsonl logged at `step` (read from the file's end: O(1) bytes), NaN when absent. For a
-    run resumed at its final step, where no step ran in this process."""
-    path = run_dir / "metrics.jsonl"
+def last_records(run_dir: Path, tail_bytes: int = 65536) -> list[dict[str, Any]]:
+    """The records at the end of metrics.jsonl (its last `tail_bytes`: O(1) bytes whatever the run's length)."""
+    path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
-        return float("nan")
+        return []
     with path.open("rb") as f:
-        f.seek(max(0, f.seek(0, 2) - 65536))
+        f.seek(max(0, f.seek(0, 2) - tail_bytes))
         lines = f.read().decode(errors="replace").splitlines()
-    for line in reversed(lines):
+    records = []
+    for line in lines:
         try:
             record = json.loads(line)
         except ValueError:
-            continue
+            continue  # the first line cut by the seek, or a line being written
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def last_logged_loss(run_dir: Path, step: int) -> float:
+    """The loss metrics.jsonl logged at `step`, NaN when absent: for a run resumed at its final step, where no
+    step ran in this process."""
+    for record in reversed(last_records(run_dir)):
         if record.get("step") == step and record.get("loss") is not None:
             return float(record["loss"])
     return float("nan")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scaling.engine.finished import last_records
 from scaling.sweep.slurm import FAILED, NEVER_STARTS, Job, SchedulerError, Slurm
 from scaling.sweep.write import SPEC_FILE, read_runs
 
@@ -83,6 +84,7 @@ class RunFacts:
     exit_status: int | None  # of that job (or of the local run), None when not ended or stale
     log: Path | None  # that job's log
     started: bool
+    progress: str = ""  # ", step N (M samples)" from the end of metrics.jsonl
 
 
 def run_facts(out: Path, row: dict[str, str]) -> RunFacts:
@@ -98,8 +100,10 @@ def run_facts(out: Path, row: dict[str, str]) -> RunFacts:
             exit_status = int(parts[0])
     log = logs / (f"{name}-{job_id}.out" if job_id else f"{name}.log")
     started = log.is_file() or (run_dir / "metrics.jsonl").exists() or (run_dir / "checkpoints").exists()
+    last = (last_records(run_dir, 4096) or [{}])[-1]
+    progress = f", step {last['step']} ({last.get('samples_seen')} of {row.get('samples')} samples)" if last else ""
     return RunFacts(name, row.get("depends_on", ""), read_summary(run_dir), job_id, exit_status,
-                    log if log.is_file() else None, started)
+                    log if log.is_file() else None, started, progress)
 
 
 def _stepd_end(log: Path | None, job_id: str) -> str | None:
@@ -135,7 +139,7 @@ def classify(f: RunFacts, job: Job | None) -> tuple[str, str]:
         if job.state == "PENDING":
             waits = f", waits for stage 1 {f.parent}" if job.reason == "Dependency" and f.parent else ""
             return "queued", f"{jid} ({job.reason or 'pending'}){waits}"
-        return "running", f"{jid} ({job.state.lower()})"
+        return "running", f"{jid} ({job.state.lower()}){f.progress}"
     ended = job.state if job is not None else ""
     stepd = _stepd_end(f.log, f.job_id) if f.job_id and not ended else None
     if ended == "TIMEOUT" or stepd == "TIME LIMIT":
@@ -155,7 +159,7 @@ def classify(f: RunFacts, job: Job | None) -> tuple[str, str]:
     if f.job_id:
         return "failed", f"{jid} is no longer known to Slurm and left no log; run submit.sh again"
     if f.started:  # a local run: its log exists and it has not ended
-        return "running", ""
+        return "running", f.progress.lstrip(", ")
     return "new", ""
 
 
