@@ -122,7 +122,8 @@ def test_cancelled_stage1_resubmitted_preempted_run_and_a_finished_run_again(slu
             preempted = True
         time.sleep(0.5)
     assert {"queued", "running"} <= seen[mae_wsp] and {"queued", "running", "requeued"} <= seen[wsp], seen
-    assert not _sweep_jobs("ts-")
+    # summary.json is written before the ranks tear down: the last job ends a few seconds after its run is done
+    wait_for(lambda: not _sweep_jobs("ts-"), 120, f"jobs left in the queue: {_sweep_jobs('ts-')}")
     assert [m["step"] for m in metrics(run)] == list(range(1, 31))  # one line per step through the requeue
     assert {j: wait_ended(j)["JobState"] for j in (j3, j4, j5)} == dict.fromkeys((j3, j4, j5), "COMPLETED")
 
