@@ -23,7 +23,7 @@
 # handler, so the shell repeats the signal every 10 s while the step runs. It waits until the step has really
 # exited, then requeues the job (`--requeue` alone does not requeue at the time limit). Slurm holds a requeued
 # job until its old credential expires: it shows PENDING, Reason=BeginTime, for about 2-3 minutes, then starts
-# again and resumes (`scontrol update JobId=ID StartTime=now` starts it at once).
+# again and resumes (`scontrol update JobId=ID StartTime=now`, a few seconds after the requeue, starts it at once).
 # Why 300 s is enough at ViT-6.5B: its ZeRO-3 checkpoint is ~90 GB (bf16 weights 2 B + fp32 master weights and
 # Adam moments 12 B per parameter), written in parallel by every rank (2.8 GB per rank on 32 GPUs): ~45 s at a
 # modest 2 GB/s aggregate, plus one step (seconds) and the requeue call, a 5x margin; on a slower filesystem

@@ -10,7 +10,8 @@
 # `sacct` is unavailable and `squeue`/`scontrol` answer for jobs up to MinJobAge (300 s) after they end.
 # Requeue: Slurm holds a requeued job until its old credential expires (AuthInfo cred_expire, 120 s by
 # default) plus a scheduling pass: Reason=BeginTime for ~2.5 minutes here. The tests keep the default and
-# release such a job at once with `scontrol update JobId=N StartTime=now` (which works on 22.05).
+# release such a job with `scontrol update JobId=N StartTime=now` a few seconds after the requeue (within the same
+# second slurmd refuses it, "Job credential revoked", and the job ends FAILED).
 # State (spool, logs, pids): $SCALING_SLURM_DIR, default ${TMPDIR:-/tmp}/scaling_slurm.
 set -euo pipefail
 STATE="${SCALING_SLURM_DIR:-${TMPDIR:-/tmp}/scaling_slurm}"
@@ -19,7 +20,10 @@ NODE=$(hostname -s)
 running() { timeout 10 srun -N1 -t 1 true >/dev/null 2>&1; }
 
 up() {
-  [[ $(id -u) == 0 ]] || { echo "slurm_one_node.sh up: run as root (it starts munged, slurmctld and slurmd)" >&2; exit 2; }
+  if [[ $(id -u) != 0 ]]; then
+    echo "slurm_one_node.sh up: run as root (it starts munged, slurmctld and slurmd)" >&2
+    exit 2
+  fi
   if command -v srun >/dev/null && running; then
     echo "slurm: already up (node $NODE)"
     return 0
@@ -27,7 +31,7 @@ up() {
   # The daemons must not inherit a caller's open files: started under `flock LOCK ...`, munged kept the shared
   # CPU lock held for as long as it ran.
   local fd
-  for fd in /proc/$$/fd/*; do
+  for fd in "/proc/$$/fd"/*; do
     fd=${fd##*/}
     ((fd > 2 && fd != 255)) && eval "exec $fd>&-" 2>/dev/null || true
   done
@@ -104,6 +108,7 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  status) command -v srun >/dev/null && running && echo "slurm: up" || { echo "slurm: not running"; exit 1; } ;;
+  status)
+    if command -v srun >/dev/null && running; then echo "slurm: up"; else echo "slurm: not running"; exit 1; fi ;;
   *) echo "usage: tools/slurm_one_node.sh up|down|status" >&2; exit 2 ;;
 esac

@@ -4,7 +4,8 @@
 missing) and says whether this call started it, so the fixture that called it stops it again. Tests skip, with
 the reason, only where Slurm cannot be installed or started by this user.
 Requeued jobs: Slurm holds them ~2-3 minutes (Reason=BeginTime, until the old job credential expires); a test
-checks that state and then releases the job at once with `scontrol update JobId=N StartTime=now`.
+checks that state and then releases the job with `scontrol update JobId=N StartTime=now`, 3 s after it saw the
+requeue (a start in the same second as the requeue is refused: "Job credential revoked", the job ends FAILED).
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ def release_requeued(job_id: str, timeout: float = 120, *updates: str) -> dict[s
         info = job(job_id)
         return info if info.get("JobState") == "PENDING" and int(info.get("Restarts", "0")) >= 1 else None
     seen = wait_for(requeued, timeout, f"job {job_id} was not requeued (now {job(job_id)})")
+    # slurmd refuses a start whose credential is from the second of the requeue ("Job credential revoked": the job
+    # ends FAILED); a few seconds later StartTime=now is safe.
+    time.sleep(3)
     subprocess.run(["scontrol", "update", f"JobId={job_id}", *updates, "StartTime=now"], check=True, timeout=30)
     return seen
 
