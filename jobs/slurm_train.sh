@@ -50,6 +50,29 @@ fail() {
   exit 2
 }
 
+# Preemption: trapped from the start, acted on once the step runs (see the header).
+preempted=0
+signalled=0
+step=""
+resender=""
+# USR1 to the step now and every 10 s until it exits: a rank still starting up (before its handler is installed)
+# ignores it, and must still get it. The resender ignores USR1 itself (`scancel --batch` signals it too).
+preempt_step() {
+  kill -USR1 "$step" 2>/dev/null || true
+  if [[ -z $resender ]]; then
+    (trap '' USR1; while sleep 10 && kill -0 "$step" 2>/dev/null; do kill -USR1 "$step" 2>/dev/null || true; done) &
+    resender=$!
+  fi
+}
+# shellcheck disable=SC2317,SC2329  # called by the trap below, which shellcheck does not follow
+on_usr1() {
+  preempted=1
+  signalled=1
+  echo "preemption signal (USR1): the training ranks write a checkpoint and exit; then this job requeues itself"
+  [[ -z $step ]] || preempt_step
+}
+trap on_usr1 USR1
+
 if [[ -n ${GPUS_PER_NODE:-} ]]; then
   RANKS=$GPUS_PER_NODE
 elif [[ ${SLURM_GPUS_ON_NODE:-0} =~ ^[0-9]+$ ]] && ((${SLURM_GPUS_ON_NODE:-0} > 0)); then
@@ -97,28 +120,6 @@ done
 exit "$status"
 EOF
 export PYTHON SCALING_REQUEUES=1  # the trainer's last lines say that this job requeues itself
-
-preempted=0
-signalled=0
-step=""
-resender=""
-# USR1 to the step now and every 10 s until it exits: a rank still starting up (before its handler is installed)
-# ignores it, and must still get it. The resender ignores USR1 itself (`scancel --batch` signals it too).
-preempt_step() {
-  kill -USR1 "$step" 2>/dev/null || true
-  if [[ -z $resender ]]; then
-    (trap '' USR1; while sleep 10 && kill -0 "$step" 2>/dev/null; do kill -USR1 "$step" 2>/dev/null || true; done) &
-    resender=$!
-  fi
-}
-# shellcheck disable=SC2317,SC2329  # called by the trap below, which shellcheck does not follow
-on_usr1() {
-  preempted=1
-  signalled=1
-  echo "preemption signal (USR1): the training ranks write a checkpoint and exit; then this job requeues itself"
-  [[ -z $step ]] || preempt_step
-}
-trap on_usr1 USR1
 
 srun_cpus=()
 [[ -z ${SLURM_CPUS_PER_TASK:-} ]] || srun_cpus=(--cpus-per-task="$SLURM_CPUS_PER_TASK")
