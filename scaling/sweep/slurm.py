@@ -29,6 +29,7 @@ class Job:
     state: str  # PENDING, RUNNING, COMPLETED, CANCELLED, FAILED, TIMEOUT, ...
     reason: str = ""  # squeue's: Priority, Resources, Dependency, DependencyNeverSatisfied, BeginTime, None ...
     exit_code: str = ""  # sacct's "0:0" (status:signal); "" from squeue
+    restarts: int = 0  # requeues so far (squeue's RestartCnt)
 
     @property
     def alive(self) -> bool:
@@ -39,14 +40,17 @@ def _first_line(text: str) -> str:
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), "(no message)")
 
 
+SQUEUE_FORMAT = "JobID:|,Name:|,State:|,Reason:|,RestartCnt:"  # squeue -O: whole values, "|" after each
+
+
 def parse_squeue(text: str) -> dict[str, Job]:
-    """`squeue --format=%i|%j|%T|%r` lines (no header) -> job id -> Job."""
+    """`squeue --noheader -O JobID:|,Name:|,State:|,Reason:|,RestartCnt:` lines -> job id -> Job."""
     jobs = {}
     for line in text.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) == 4:
-            job_id, name, state, reason = parts
-            jobs[job_id] = Job(job_id, name, state, reason)
+        parts = [p.strip() for p in line.strip().split("|")]
+        if len(parts) >= 5 and parts[0]:
+            job_id, name, state, reason, restarts = parts[:5]
+            jobs[job_id] = Job(job_id, name, state, reason, restarts=int(restarts) if restarts.isdigit() else 0)
     return jobs
 
 
@@ -81,7 +85,7 @@ class Slurm:
 
     def queue(self) -> dict[str, Job]:
         """Every job of this user slurmctld knows, in any state (one squeue)."""
-        proc = self._run(["squeue", "--me", "--states=all", "--noheader", "--format=%i|%j|%T|%r"])
+        proc = self._run(["squeue", "--me", "--states=all", "--noheader", f"--Format={SQUEUE_FORMAT}"])
         if proc.returncode != 0:
             raise SchedulerError(f"squeue: {_first_line(proc.stderr)}")
         return parse_squeue(proc.stdout)

@@ -133,7 +133,8 @@ def classify(f: RunFacts, job: Job | None) -> tuple[str, str]:
         if job.state == "PENDING" and job.reason == NEVER_STARTS:
             return "blocked", f"{jid} waits on stage 1 {f.parent or '?'}, which did not finish: it will never " \
                               "start; run submit.sh again (it resubmits both)"
-        if job.state.startswith("REQUEUE") or (job.state == "PENDING" and job.reason == "BeginTime"):
+        if job.state.startswith("REQUEUE") or (job.state == "PENDING" and (job.reason == "BeginTime" or
+                                                                          job.restarts > 0)):
             return "requeued", f"{jid}, stopped{_progress(f)}; Slurm holds a requeued job ~2-3 minutes, then it " \
                                "resumes from its checkpoint"
         if job.state == "PENDING":

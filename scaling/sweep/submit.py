@@ -98,7 +98,7 @@ def submit_sweep(out: Path, slurm: Slurm, say=print) -> Plan:
 
 
 def _said(job: Job) -> str:
-    if job.state == "PENDING" and job.reason == "BeginTime":
+    if job.state == "PENDING" and (job.reason == "BeginTime" or job.restarts > 0):
         return "requeued"
     return job.state.lower()
 

@@ -111,11 +111,12 @@ def wait_ended(job_id: str, timeout: float = 600) -> dict[str, str]:
 
 
 def release_requeued(job_id: str, timeout: float = 120, *updates: str) -> dict[str, str]:
-    """Wait until the job is requeued (PENDING, Restarts >= 1), then start it now instead of after Slurm's
-    credential-expiry hold (with `updates`, e.g. TimeLimit=20, in the same call). Returns the state it saw."""
-    def requeued():
+    """Wait until the job is requeued (PENDING, Restarts >= 1, Reason=BeginTime: Slurm's hold until the old credential
+    expires), then start it now (with `updates`, e.g. TimeLimit=20, in the same call). Returns the state it saw."""
+    def requeued():  # right after the requeue the reason is None for a moment, then BeginTime (the hold)
         info = job(job_id)
-        return info if info.get("JobState") == "PENDING" and int(info.get("Restarts", "0")) >= 1 else None
+        return info if info.get("JobState") == "PENDING" and int(info.get("Restarts", "0")) >= 1 and \
+            info.get("Reason") == "BeginTime" else None
     seen = wait_for(requeued, timeout, f"job {job_id} was not requeued (now {job(job_id)})")
     # slurmd refuses a start whose credential is from the second of the requeue ("Job credential revoked": the job
     # ends FAILED); a few seconds later StartTime=now is safe.

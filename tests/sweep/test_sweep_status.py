@@ -35,6 +35,7 @@ def _facts(summary=None, job_id="12", exit_status=None, parent="mae1-x", started
     (_facts(exit_status=1), Job("12", "n", "RUNNING", "None"), "running", []),  # a resubmitted job runs: not failed
     (_facts(PREEMPTED, exit_status=0), Job("12", "n", "PENDING", "BeginTime"), "requeued", ["step 7", "2-3 minutes"]),
     (_facts(PREEMPTED), Job("12", "n", "REQUEUE_HOLD"), "requeued", []),
+    (_facts(PREEMPTED), Job("12", "n", "PENDING", "None", restarts=1), "requeued", []),  # before BeginTime is set
     (_facts(PREEMPTED), Job("12", "n", "CANCELLED"), "cancelled", ["step 7", "submit.sh"]),
     (_facts(PREEMPTED, job_id="", started=True), None, "cancelled", ["not requeued"]),  # a cut run, gone
     (_facts(), Job("12", "n", "TIMEOUT"), "failed", ["time limit", "signal_seconds"]),
@@ -97,8 +98,9 @@ def test_first_meaningful_error_line(tmp_path, text, line):
 
 
 def test_squeue_and_sacct_answers_are_parsed():
-    jobs = parse_squeue("17|t-mae1-a|PENDING|BeginTime\n18|t-wsp-b|RUNNING|None\nnoise\n")
-    assert jobs["17"] == Job("17", "t-mae1-a", "PENDING", "BeginTime") and jobs["18"].alive
+    # as squeue -O "JobID:|,Name:|,State:|,Reason:|,RestartCnt:" prints them (22.05)
+    jobs = parse_squeue("17|t-mae1-a|PENDING|BeginTime|1|\n18|t-wsp-b|RUNNING|None|0|\nnoise\n")
+    assert jobs["17"] == Job("17", "t-mae1-a", "PENDING", "BeginTime", restarts=1) and jobs["18"].alive
     acct = parse_sacct("17|t-mae1-a|CANCELLED by 0|0:15\n17|t-mae1-a|COMPLETED|0:0\n19|t-x|FAILED|2:0\n")
     assert acct["17"].state == "COMPLETED" and acct["19"] == Job("19", "t-x", "FAILED", "", "2:0")
 
