@@ -56,12 +56,15 @@ signalled=0
 step=""
 resender=""
 # USR1 to the step now and every 10 s until it exits: a rank still starting up (before its handler is installed)
-# ignores it, and must still get it. The resender ignores USR1 itself (`scancel --batch` signals it too).
+# ignores it, and must still get it. The resender is born with USR1 ignored (`scancel --batch` or `--full` may
+# signal it too, before it could set a trap of its own).
 preempt_step() {
   kill -USR1 "$step" 2>/dev/null || true
   if [[ -z $resender ]]; then
-    (trap '' USR1; while sleep 10 && kill -0 "$step" 2>/dev/null; do kill -USR1 "$step" 2>/dev/null || true; done) &
+    trap '' USR1
+    (while sleep 10 && kill -0 "$step" 2>/dev/null; do kill -USR1 "$step" 2>/dev/null || true; done) &
     resender=$!
+    trap on_usr1 USR1
   fi
 }
 # shellcheck disable=SC2317,SC2329  # called by the trap below, which shellcheck does not follow
