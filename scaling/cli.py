@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("scaling.laws.cli", "draw compute-vs-accuracy and scaling-law figures"),
     "plan": ("scaling.plan.cli", "what a run costs: memory per GPU per policy, largest micro batch, GPU-hours"),
     "demo": ("scaling.demo.cli", "the whole pipeline on bundled real images, ending in a report (--quick: 2-3 min)"),
-    "sweep": ("scaling.sweep.cli", "a scaling study: configs, job scripts, sweep.csv; sweep status / sweep run"),
+    "sweep": ("scaling.sweep.cli", "a scaling study: configs, job scripts, sweep.csv; sweep status / submit / run"),
 }
 
 

@@ -44,7 +44,10 @@ def what_next(cfg, summary: dict, config_path: str | None) -> str:
     """Where the run's outputs are and the commands a user runs next, for the final lines of `scaling train`."""
     run = Path(cfg.run_dir)
     lines = [f"outputs: {run}/ (metrics.jsonl, summary.json, tb/, checkpoints/)", "next:"]
-    if summary.get("preempted"):
+    if summary.get("preempted") and os.environ.get("SCALING_REQUEUES"):  # set by jobs/slurm_train.sh
+        lines.append("  continue this run:    nothing to do: this Slurm job requeues itself and resumes from the "
+                     "checkpoint (resume=auto)")
+    elif summary.get("preempted"):
         lines.append("  continue this run:    the same command with resume=auto")
     lines.append(f"  watch the curves:     tensorboard --logdir {run / 'tb'}")
     if cfg.stage == "mae":
@@ -85,10 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         quiet_known_noise()  # before deepspeed is imported
     from scaling.engine.config import load_config
 
+    # Every rank checks the same config (rank-0-only checks are broadcast), so only rank 0 prints the error:
+    # one line in a job's log, not one per rank.
+    main_rank = int(os.environ.get("RANK", "0")) == 0
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
-        print(f"scaling train: config error: {e}", file=sys.stderr)
+        if main_rank:
+            print(f"scaling train: config error: {e}", file=sys.stderr)
         return 2
     if args.print_config:
         import yaml
@@ -97,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
 
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
-    main_rank = int(os.environ.get("RANK", "0")) == 0
     # Ranks other than 0 log warnings only: N copies of each start-up line say nothing more.
     level = logging.INFO if main_rank or args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -111,11 +117,17 @@ def main(argv: list[str] | None = None) -> int:
         with logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("DeepSpeed")]):
             summary = train(cfg)
     except ConfigError as e:
-        print(f"scaling train: config error: {e}", file=sys.stderr)
+        if main_rank:
+            print(f"scaling train: config error: {e}", file=sys.stderr)
         return 2
-    except TrainingDiverged as e:
-        print(f"scaling train: {e}", file=sys.stderr)
+    except TrainingDiverged as e:  # the same on every rank (the losses are all-reduced)
+        if main_rank:
+            print(f"scaling train: {e}", file=sys.stderr)
         return 3
+    if main_rank and summary.get("already_complete"):
+        print(f"already complete: {summary['steps']} steps, {summary['samples_seen']} samples; nothing trained, "
+              f"nothing written ({cfg.run_dir})")
+        return 0
     if main_rank:
         state = "stopped by a signal (checkpoint saved)" if summary.get("preempted") else "done"
         print(f"{state}: {summary['steps']} steps, {summary['samples_seen']} samples, loss {summary['loss']:.4f}")

@@ -90,12 +90,13 @@ class MetricsLogger:
             self.wandb_id = self._wandb.id
         truncate_after(self.path, start_step)
         from torch.utils.tensorboard import SummaryWriter
-        from tqdm import tqdm
+
+        from scaling.engine.progress import progress_bar
 
         self._tb = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
         if hparams and not start_step:
             self._tb.file_writer.add_summary(_hparams_summary(hparams), 0)
-        self._bar = tqdm(total=total_steps, initial=start_step, desc=desc, unit="step", dynamic_ncols=True)
+        self._bar = progress_bar(total_steps, start_step, desc)  # plain lines when stderr is not a terminal
         self._file = self.path.open("a")
         self._start = time.time()
 

@@ -36,6 +36,7 @@ from scaling.engine.checkpointing import CheckpointManager, check_on_rank0, summ
 from scaling.engine.config import TrainConfig
 from scaling.engine.distributed import DistInfo, all_reduce_sum, setup, teardown
 from scaling.engine.ds_config import build_ds_config, check_offload, check_with_deepspeed, load_policy
+from scaling.engine.finished import complete_summary, last_logged_loss
 from scaling.engine.load_weights import check_stage1, load_stage1_encoder
 from scaling.engine.metrics import MetricsLogger
 from scaling.engine.optim import build_optimizer, param_groups
@@ -55,6 +56,8 @@ from scaling.kernels import sample_seeds
 from scaling.models import ViTSpec, get_spec, set_kernels, soft_target_cross_entropy
 from scaling.models.attention import announce as announce_kernels
 from scaling.models.weights import WeightsError
+
+log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(RuntimeError):
@@ -304,14 +307,22 @@ def _data_counts(s: Session, summed: list[float]) -> dict[str, float]:
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     dist = setup(cfg.dist.timeout_minutes)
+    done = complete_summary(cfg, dist.world_size)
+    if done is not None:  # a requeued or resubmitted job on a finished run: train nothing, write nothing
+        teardown()
+        return {**done, "already_complete": True}
+    preempt = PreemptionFlag()  # before the set-up: a signal that comes while it runs stops the first step
     s = build_session(cfg, dist)
+    start_step = s.state.step
+    if dist.is_main and start_step:
+        log.info("resumed from step %d (%d samples) of %s", start_step, s.state.samples_seen, cfg.run_dir)
     total_steps = math.ceil(cfg.total_samples / s.global_batch)
     validator = build_validator(cfg, dist, s, total_steps)  # None without data.val
     every = max(cfg.checkpoint_every // s.global_batch, 1) if cfg.checkpoint_every else 0
     logger = MetricsLogger(s.run_dir, dist.is_main, total_steps, s.state.step, f"{cfg.stage} {cfg.model.name}",
                            hparams=run_hparams(s), wandb=cfg.logging, wandb_id=s.state.wandb_id)
     s.state.wandb_id = logger.wandb_id  # saved with every checkpoint from here on
-    preempt, loss, stop = PreemptionFlag(), float("nan"), 0.0
+    loss, stop = float("nan"), 0.0
     clock = _Clock(s.state.elapsed_s, s.state.step)
     micro_batches = dist.world_size * len(s.streams.ids)
     try:
@@ -340,10 +351,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if every and s.state.step % every == 0 and s.state.step < total_steps:
                 _save(s, clock)
         else:
-            _save(s, clock)
+            if s.state.step > start_step:  # resumed at the final step: its complete checkpoint is not saved again
+                _save(s, clock)
     finally:
         logger.close()
         s.streams.close()
+    if s.state.step == start_step and dist.is_main:  # no step ran here: the loss is the one logged at this step
+        loss = last_logged_loss(s.run_dir, start_step)
     summary = {"run": s.run_dir.name, "stage": cfg.stage, "model": cfg.model.name, "recipe": _recipe(cfg),
                "params": encoder_params(s.spec), "samples_seen": s.state.samples_seen,
                **summary_flops(s.flops_per_sample * s.state.samples_seen, cfg.init_from, s.init_from_flops),

@@ -92,7 +92,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("action", choices=["collect", "curves"])
         p.add_argument("run_dirs", nargs="+", help="run directories (with summary.json / metrics.jsonl)")
         p.add_argument("--out", required=True, help="CSV to write")
-        p.add_argument("--skip-incomplete", action="store_true", help="leave out runs without summary.json")
+        p.add_argument("--skip-incomplete", action="store_true",
+                       help="leave out runs without summary.json or cut before their end (preempted, cancelled)")
         p.add_argument(
             "--compute",
             default="total_flops",

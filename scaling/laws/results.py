@@ -69,6 +69,7 @@ def collect(run_dirs: Sequence[str | Path], skip_incomplete: bool = False, compu
     dirs, depends = expand_sweeps(run_dirs)
     summaries: dict[str, tuple[Path, dict]] = {}
     incomplete: list[str] = []
+    cut: list[str] = []
     for d in dirs:
         summary_path = d / "summary.json"
         if not summary_path.is_file():
@@ -83,6 +84,9 @@ def collect(run_dirs: Sequence[str | Path], skip_incomplete: bool = False, compu
             raise DataError(
                 f"{summary_path}: missing {', '.join(missing)}; summary.json needs {', '.join(_SUMMARY_REQUIRED)}"
             )
+        if summary.get("preempted"):  # cut by a preemption or a cancel: `sweep status` does not call it done either
+            cut.append(f"{d} (at {summary.get('samples_seen')} samples)")
+            continue
         run = str(summary.get("run") or d.name)
         if run in summaries:
             raise DataError(
@@ -90,9 +94,11 @@ def collect(run_dirs: Sequence[str | Path], skip_incomplete: bool = False, compu
                 f"(summary.json 'run') or collect them separately"
             )
         summaries[run] = (d, summary)
-    if incomplete:
-        msg = f"{len(incomplete)} run(s) without summary.json (not finished, or not run directories): "
-        msg += ", ".join(incomplete)
+    if incomplete or cut:
+        msg = "; ".join(
+            [f"{len(incomplete)} run(s) without summary.json (not finished, or not run directories): "
+             + ", ".join(incomplete)] * bool(incomplete)
+            + [f"{len(cut)} run(s) cut before their end (preempted or cancelled): " + ", ".join(cut)] * bool(cut))
         if not skip_incomplete:
             raise DataError(msg + "; pass --skip-incomplete to leave such runs out")
         warnings.warn(msg + "; skipped", stacklevel=2)

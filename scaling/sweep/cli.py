@@ -1,7 +1,9 @@
-"""`scaling sweep SPEC.yaml --out DIR [--force]`, `scaling sweep status DIR`, `scaling sweep run DIR`.
+"""`scaling sweep SPEC.yaml --out DIR [--force]`, `scaling sweep status DIR`, `scaling sweep run DIR` (local),
+`scaling sweep submit DIR` (slurm; what DIR/submit.sh runs).
 
 Examples:
   scaling sweep jobs/sweeps/paper_grid.yaml --out /ckpt/paper_grid && bash /ckpt/paper_grid/submit.sh
+  bash /ckpt/paper_grid/submit.sh      # again after a failure or a cancel: submits only what needs a job
   scaling sweep status /ckpt/paper_grid
   scaling sweep jobs/sweeps/tiny_cpu.yaml --out runs/tiny_sweep && scaling sweep run runs/tiny_sweep --jobs 2
   scaling results collect runs/tiny_sweep --out results.csv
@@ -21,7 +23,7 @@ EPILOG = "examples:" + __doc__.split("Examples:", 1)[1]
 def _make(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="scaling sweep", description="Write a scaling study: one resolved config and "
                                 "one job script per run, sweep.csv and submit.sh (also: scaling sweep status DIR, "
-                                "scaling sweep run DIR).", epilog=EPILOG,
+                                "scaling sweep run DIR, scaling sweep submit DIR).", epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", help="the sweep spec (YAML), e.g. jobs/sweeps/tiny_cpu.yaml")
     p.add_argument("--out", required=True, help="the sweep folder")
@@ -49,16 +51,36 @@ def _sweep_dir(argv: list[str], command: str, description: str) -> Path:
 
 
 def _status(argv: list[str]) -> int:
-    from scaling.sweep.status import sweep_status
+    from scaling.sweep.status import STATES, sweep_status
 
-    rows = sweep_status(_sweep_dir(argv, "status", "Per run: done, running, failed (with its last error line) "
-                                   "or missing."))
+    rows = sweep_status(_sweep_dir(argv, "status", "Per run: done, running, queued, requeued, blocked (waits on a "
+                                   "stage 1 that failed), cancelled, failed (with the first error line of its log) "
+                                   "or new. A slurm sweep asks squeue (and sacct) once for all its runs."))
     width = max((len(name) for name, _, _ in rows), default=3)
     counts: dict[str, int] = {}
     for name, state, detail in rows:
         counts[state] = counts.get(state, 0) + 1
-        print(f"{name:<{width}}  {state:<8} {detail}".rstrip())
-    print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        print(f"{name:<{width}}  {state:<9} {detail}".rstrip())
+    print(", ".join(f"{counts[s]} {s}" for s in STATES if s in counts))
+    return 0
+
+
+def _submit(argv: list[str]) -> int:
+    from scaling.sweep.slurm import SchedulerError, Slurm
+    from scaling.sweep.submit import submit_sweep
+
+    out = _sweep_dir(argv, "submit", "Submit a slurm sweep (what its submit.sh runs): every run not done and "
+                     "without a live job, each stage 1 before its dependants; safe to run again.")
+    if not Slurm.available():
+        raise ConfigError("squeue/sbatch not found: run submit.sh on a Slurm login node")
+    try:
+        plan = submit_sweep(out, Slurm())
+    except SchedulerError as e:
+        print(f"scaling sweep submit: {e}", file=sys.stderr)
+        return 1
+    print(f"{len(plan.submitted)} submitted, {len(plan.kept)} already queued or running, {len(plan.done)} done"
+          + (f", {len(plan.cancelled)} orphaned jobs cancelled and submitted again" if plan.cancelled else "")
+          + f"; next: scaling sweep status {out}")
     return 0
 
 
@@ -80,7 +102,7 @@ def _run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = {"status": _status, "run": _run}.get(argv[0] if argv else "", None)
+    command = {"status": _status, "run": _run, "submit": _submit}.get(argv[0] if argv else "", None)
     try:
         return command(argv[1:]) if command else _make(argv)
     except (ConfigError, ValueError) as e:

@@ -10,6 +10,7 @@ Jobs run in the folder `scaling sweep` was run in, so relative paths in the spec
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 from scaling.resources import job_script
@@ -27,55 +28,56 @@ def _template_body() -> str:
 
 
 def slurm_job(spec: SweepSpec, run: Run, out: Path) -> str:
+    """The run's batch script: #SBATCH lines from the spec's slurm block, the venv's interpreter pinned (a
+    submit from a shell without the venv still runs the right Python), then jobs/slurm_train.sh's body."""
     s = spec.slurm
-    nodes = max(1, -(-spec.gpus // s.gpus_per_node))
-    per_node = min(spec.gpus, s.gpus_per_node)
+    nodes, per_node = s.layout(spec.gpus)
+    cpus = s.cpus_per_task or per_node * (run.config.data.workers + 1)  # a core per rank and per data worker
     lines = ["#!/usr/bin/env bash", f"# {run.name}: {run.recipe} {run.model}, {run.samples} samples, seed {run.seed} "
              f"(sweep {spec.name}; made by `scaling sweep`, from jobs/slurm_train.sh)",
-             f"#SBATCH --job-name={spec.name}-{run.name}", f"#SBATCH --nodes={nodes}", "#SBATCH --ntasks-per-node=1",
-             f"#SBATCH --gpus-per-node={per_node}", f"#SBATCH --time={s.time}", "#SBATCH --signal=B:USR1@120",
-             "#SBATCH --requeue", "#SBATCH --open-mode=append", f"#SBATCH --output={out / 'logs' / run.name}-%j.out"]
+             f"#SBATCH --job-name={job_name(spec, run.name)}", f"#SBATCH --nodes={nodes}",
+             "#SBATCH --ntasks-per-node=1"]
+    lines += [f"#SBATCH --gpus-per-node={per_node}"] * bool(s.gpus_per_node)
+    lines += [f"#SBATCH --cpus-per-task={cpus}", f"#SBATCH --time={s.time}",
+              f"#SBATCH --signal=B:USR1@{s.signal_seconds}", "#SBATCH --requeue", "#SBATCH --open-mode=append",
+              f"#SBATCH --output={out / 'logs' / run.name}-%j.out"]
     lines += [f"#SBATCH --partition={s.partition}"] * bool(s.partition)
     lines += [f"#SBATCH --account={s.account}"] * bool(s.account)
-    lines += [f"#SBATCH --cpus-per-task={s.cpus_per_task}"] * bool(s.cpus_per_task)
-    lines += [f"cd {shlex.quote(str(Path.cwd()))}", f"export GPUS_PER_NODE={per_node}",
+    lines += [f"cd {shlex.quote(str(Path.cwd()))}", f"export GPUS_PER_NODE={per_node}  # ranks per node (CPU ranks on "
+              "CPU-only nodes)", f"export PYTHON={shlex.quote(sys.executable)}  # the environment of `scaling sweep`",
               f"export SCALING_EXIT_FILE={shlex.quote(str(out / 'logs' / (run.name + '.exit')))}",
               f"set -- {shlex.quote(str(out / 'configs' / (run.name + '.yaml')))}"]
     return "\n".join(lines) + "\n" + _template_body()
 
 
+def job_name(spec: SweepSpec, run_name: str) -> str:
+    return f"{spec.name}-{run_name}"
+
+
 def local_job(spec: SweepSpec, run: Run, out: Path) -> str:
     config = shlex.quote(str(out / "configs" / (run.name + ".yaml")))
     if spec.gpus == 1:
-        command = f'exec "${{PYTHON:-python}}" -m scaling.train --config {config}'
+        command = f'exec "$PYTHON" -m scaling.train --config {config}'
     else:
         command = f"exec bash {shlex.quote(str(SINGLE_NODE))} {spec.gpus} {config}"
     return "\n".join([
         "#!/usr/bin/env bash",
         f"# {run.name}: {run.recipe} {run.model}, {run.samples} samples, seed {run.seed} (sweep {spec.name}; made by "
         "`scaling sweep`; `scaling sweep run DIR` runs it and skips it once done)",
-        "set -euo pipefail", f"cd {shlex.quote(str(Path.cwd()))}", command]) + "\n"
+        "set -euo pipefail", f"cd {shlex.quote(str(Path.cwd()))}",
+        f'export PYTHON="${{PYTHON:-{sys.executable}}}"  # the environment of `scaling sweep`', command]) + "\n"
 
 
 def submit_script(spec: SweepSpec, runs: list[Run]) -> str:
-    """Submits (slurm) or runs (local) every run not yet done, each stage-1 run before its dependants."""
-    head = ["#!/usr/bin/env bash",
-            f"# Sweep {spec.name}: {len(runs)} runs, scheduler {spec.scheduler}. Made by `scaling sweep`; runs whose",
-            "# summary.json says they finished are skipped, so it is safe to run again.",
-            "set -euo pipefail", 'cd "$(dirname "$0")"',
-            "done_run() { [[ -f runs/$1/summary.json ]] && grep -q '\"preempted\": false' \"runs/$1/summary.json\"; }"]
-    body: list[str] = []
-    index = {r.name: i for i, r in enumerate(runs)}
-    for i, r in enumerate(runs):
-        job = shlex.quote(f"jobs/{r.name}.sh")
-        if spec.scheduler == "local":
-            body.append(f"done_run {r.name} || bash {job}")
-            continue
-        body.append(f'job_{i}=""')
-        submit = "sbatch --parsable"
-        if r.depends_on:
-            parent = index[r.depends_on]
-            submit += f' ${{job_{parent}:+--dependency=afterok:"$job_{parent}"}}'
-        body.append(f"if ! done_run {r.name}; then job_{i}=$({submit} {job}); job_{i}=${{job_{i}%%;*}}; "
-                    f'echo "{r.name}: job $job_{i}"; fi')
-    return "\n".join(head + body) + "\n"
+    """submit.sh: `scaling sweep submit` (slurm) or `scaling sweep run` (local) on this folder, with the
+    interpreter of `scaling sweep` (a login shell without the venv runs it just the same)."""
+    command = "submit" if spec.scheduler == "slurm" else "run"
+    what = ("sbatches every run that is not done and has no job pending, running or requeued (job ids in "
+            "logs/RUN.jobs), each stage 1 before its dependants" if command == "submit" else
+            "runs here every run not yet done, each stage 1 before its dependants")
+    return "\n".join([
+        "#!/usr/bin/env bash",
+        f"# Sweep {spec.name}: {len(runs)} runs, scheduler {spec.scheduler}. Made by `scaling sweep`; {what}.",
+        "# Safe to run again at any time (after a failure, a cancel or a part-way refusal): it completes the sweep.",
+        "set -euo pipefail",
+        f'exec {shlex.quote(sys.executable)} -m scaling.sweep.cli {command} "$(dirname "$0")" "$@"']) + "\n"

@@ -23,7 +23,7 @@ import yaml
 
 from scaling.config import ConfigError
 from scaling.engine.distributed import free_port
-from scaling.sweep.status import run_status
+from scaling.sweep.status import run_state
 from scaling.sweep.write import SPEC_FILE, read_runs
 
 
@@ -132,9 +132,10 @@ def run_sweep(out: Path, jobs: int = 1, stages: tuple[str, ...] = (), verbose: b
         ended[o.name] = o.state
         report(index[o.name], len(rows), o)
 
+    by_name = {r["run"]: r for r in read_runs(out)}
     pending = []
     for row in rows:  # each run's files are read once here, not at every poll below
-        if run_status(out, row["run"])[0] == "done":
+        if run_state(out, row)[0] == "done":
             end(RunOutcome(row["run"], "done before"))
         else:
             pending.append(row)
@@ -147,7 +148,7 @@ def run_sweep(out: Path, jobs: int = 1, stages: tuple[str, ...] = (), verbose: b
                     skip = f"its stage 1 {dep} {ended[dep]}"
                 elif dep and (dep in running or dep in waiting):
                     continue  # waits for its stage 1
-                elif dep and dep not in ended and run_status(out, dep)[0] != "done":  # a stage not run here
+                elif dep and dep not in ended and run_state(out, by_name[dep])[0] != "done":  # a stage not run here
                     skip = f"its stage 1 {dep} is not done (run that stage first)"
                 elif len(running) == jobs:
                     break
@@ -173,7 +174,7 @@ def run_sweep(out: Path, jobs: int = 1, stages: tuple[str, ...] = (), verbose: b
                 r.log.close()
                 del running[name]
                 (out / "logs" / f"{name}.exit").write_text(f"{code}\n")
-                state, detail = run_status(out, name)
+                state, detail = run_state(out, by_name[name])
                 end(RunOutcome(name, "done" if state == "done" else "failed", detail, time.perf_counter() - r.start))
             if running:
                 time.sleep(0.1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -12,13 +13,52 @@ from scaling.models.registry import MODELS
 RECIPES = ("mae", "wsp", "mae_wsp")  # MAE only, WSP only (random init), MAE -> WSP
 
 
+_TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d{2}))?(?::(\d{2}))?")
+_NAME = re.compile(r"[A-Za-z0-9_.,+-]*")  # partition/account: they go into #SBATCH lines as they are
+
+
+def time_seconds(text: str) -> int:
+    """Slurm's --time as seconds: HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (a bare number is refused, see below)."""
+    m = _TIME.fullmatch(text.strip())
+    if not m or text.strip().isdigit() or (m.group(1) is None and m.group(4) is None):
+        raise ConfigError(f"slurm.time: {text!r} is not a Slurm time limit; write it in quotes as \"HH:MM:SS\" or "
+                         "\"D-HH:MM:SS\", e.g. time: \"72:00:00\" (unquoted, YAML reads 72:00:00 as the number "
+                         "259200).")
+    days, hours, minutes, seconds = (int(g or 0) for g in m.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
 @dataclass
 class SlurmSpec:
-    time: str = "24:00:00"
+    """The `slurm:` block of a sweep spec (scheduler: slurm): what each run's job asks for."""
+
+    time: str = "24:00:00"  # the time limit; signal_seconds before it the job checkpoints and requeues itself
     partition: str = ""
     account: str = ""
-    gpus_per_node: int = 8
-    cpus_per_task: int = 0  # 0: leave it to the cluster's default
+    gpus_per_node: int = 8  # 0: CPU-only nodes; a run's `gpus` are then CPU ranks on one node
+    cpus_per_task: int = 0  # CPUs per node; 0: ranks per node x (data.workers + 1), one core per process
+    signal_seconds: int = 300  # USR1 this long before the time limit: the checkpoint's time (jobs/slurm_train.sh)
+
+    def __post_init__(self) -> None:
+        limit = time_seconds(str(self.time))
+        if self.gpus_per_node < 0:
+            raise ConfigError(f"slurm.gpus_per_node must be 0 (CPU-only nodes) or more, got {self.gpus_per_node}.")
+        if self.cpus_per_task < 0:
+            raise ConfigError(f"slurm.cpus_per_task must be 0 (ranks x (data.workers + 1)) or more, got "
+                             f"{self.cpus_per_task}.")
+        if not 30 <= self.signal_seconds <= limit - 60:
+            raise ConfigError(f"slurm.signal_seconds must leave the checkpoint at least 30 s and the job at least "
+                             f"60 s of its {self.time} limit, got {self.signal_seconds}.")
+        for key in ("partition", "account"):
+            if not _NAME.fullmatch(getattr(self, key)):
+                raise ConfigError(f"slurm.{key}: {getattr(self, key)!r} is not a Slurm {key} name (letters, digits, "
+                                 "_ . , + -).")
+
+    def layout(self, gpus: int) -> tuple[int, int]:
+        """(nodes, ranks per node) of a run of `gpus` ranks."""
+        if self.gpus_per_node == 0 or gpus <= self.gpus_per_node:
+            return 1, gpus
+        return gpus // self.gpus_per_node, self.gpus_per_node
 
 
 @dataclass
@@ -32,7 +72,7 @@ class SweepSpec:
     seeds: list[int] = field(default_factory=lambda: [0])
     gpu: str = "h100"  # for the GPU-hours column (scaling plan's numbers)
     gpus: int = 8  # per run: ranks of the job (local: on this machine)
-    scheduler: Literal["slurm", "local"] = "slurm"
+    scheduler: Literal["slurm", "local"] = "slurm"  # slurm: submit.sh sbatches each run; local: `sweep run` here
     configs: dict[str, str] = field(default_factory=dict)  # stage -> base config ({model} is replaced)
     overrides: list[str] = field(default_factory=list)  # key=value for every run
     model_overrides: dict[str, list[str]] = field(default_factory=dict)  # model -> key=value for its runs
@@ -60,6 +100,10 @@ class SweepSpec:
             raise ValueError(f"model_overrides: {stray[0]!r} is not in models; add it there or remove its overrides.")
         if self.gpus < 1:
             raise ValueError(f"gpus must be at least 1, got {self.gpus}.")
+        per_node = self.slurm.gpus_per_node
+        if self.scheduler == "slurm" and per_node and self.gpus > per_node and self.gpus % per_node:
+            raise ValueError(f"gpus: {self.gpus} ranks do not fill whole nodes of slurm.gpus_per_node: {per_node}; "
+                             f"use a multiple of {per_node} (or up to {per_node} on one node).")
         bad_stage = sorted(set(self.configs) - {"mae", "wsp"})
         if bad_stage:
             raise ValueError(f"configs: {bad_stage[0]!r} is not a stage; give configs for mae and/or wsp.")

@@ -1,6 +1,6 @@
-"""Every job script parses (`bash -n`) and passes shellcheck, including the per-node task that
-slurm_train.sh hands to `bash -c` (a string shellcheck cannot see inside the script). Generated sweep jobs
-are linted in tests/sweep."""
+"""Every job script (and tools/slurm_one_node.sh) parses (`bash -n`) and passes shellcheck, including the per-node
+task that slurm_train.sh hands to `bash -c` (a string shellcheck cannot see inside the script). Generated sweep
+jobs are linted in tests/sweep."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import subprocess
 import pytest
 from jobs_helpers import JOBS, node_task_text, shellcheck
 
-SCRIPTS = sorted(JOBS.glob("*.sh"))
+SCRIPTS = [*sorted(JOBS.glob("*.sh")), JOBS.parent / "tools" / "slurm_one_node.sh"]
 
 
 def test_there_are_scripts():
-    assert {p.name for p in SCRIPTS} >= {"slurm_train.sh", "single_node.sh", "multi_node.sh"}
+    assert {p.name for p in SCRIPTS} >= {"slurm_train.sh", "single_node.sh", "multi_node.sh", "slurm_one_node.sh"}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)

@@ -123,6 +123,13 @@ def test_isoflop_runs_are_within_one_percent_of_their_budget(tmp_path):
     ({"recipes": ["mae_clip"]}, ["mae_clip", "mae_wsp"]),
     ({"samples": None, "flops": [1e5]}, ["isoFLOP budget", "stage1_samples"]),
     ({"gpu": "v100"}, ["v100", "h100"]),
+    ({"scheduler": "slurm", "slurm": {"gpus_per_node": -1}}, ["slurm.gpus_per_node", "-1", "CPU-only"]),
+    ({"scheduler": "slurm", "slurm": {"cpus_per_task": -4}}, ["slurm.cpus_per_task", "-4"]),
+    ({"scheduler": "slurm", "slurm": {"time": 259200}}, ["slurm.time", "259200", '"72:00:00"']),
+    ({"scheduler": "slurm", "slurm": {"time": "1:00:00", "signal_seconds": 3590}}, ["signal_seconds", "3590"]),
+    ({"scheduler": "slurm", "slurm": {"partition": "gpu; rm -rf"}}, ["slurm.partition", "gpu; rm -rf"]),
+    ({"scheduler": "slurm", "gpus": 12, "slurm": {"gpus_per_node": 8}}, ["gpus: 12", "multiple of 8"]),
+    ({"scheduler": "slurm", "slurm": {"gpus": 8}}, ["slurm.gpus", "gpus_per_node"]),
 ])
 def test_bad_specs_are_one_line_errors_and_write_nothing(tmp_path, capsys, changes, words):
     out = tmp_path / "sweep"
@@ -134,11 +141,11 @@ def test_bad_specs_are_one_line_errors_and_write_nothing(tmp_path, capsys, chang
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_status_done_failed_missing(tmp_path, capsys):
+def test_status_done_failed_new(tmp_path, capsys):
     out = tmp_path / "sweep"
     write_sweep(load_spec(write_spec(tmp_path / "spec.yaml", models=["vit_nano_patch4"], samples=[256])), out)
     names = [r["run"] for r in _rows(out)]  # stage 1, mae_wsp, wsp
-    done, failed, missing = names
+    done, failed, new = names
     (out / "runs" / done).mkdir(parents=True)
     (out / "runs" / done / "summary.json").write_text(json.dumps({"preempted": False, "samples_seen": 512,
                                                                   "loss": 0.5}))
@@ -148,9 +155,10 @@ def test_status_done_failed_missing(tmp_path, capsys):
     status = {name: (state, detail) for name, state, detail in sweep_status(out)}
     assert status[done][0] == "done"
     assert status[failed] == ("failed", "exit 2: scaling train: config error: init_from 'x' not found")
-    assert status[missing][0] == "missing"
+    assert status[new][0] == "new"
+    capsys.readouterr()
     assert main(["status", str(out)]) == 0
-    assert "1 done, 1 failed, 1 missing" in capsys.readouterr().out
+    assert "1 done, 1 failed, 1 new" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("scheduler", ["local", "slurm"])
@@ -167,9 +175,9 @@ def test_generated_jobs_pass_bash_n_and_shellcheck(tmp_path, scheduler):
         pytest.skip("shellcheck is not installed: apt-get install shellcheck, or pip install -e '.[dev]'")
     proc = subprocess.run([binary, "-s", "bash", *map(str, scripts)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
-    if scheduler == "slurm":
-        submit = (out / "submit.sh").read_text()
-        assert "--dependency=afterok:" in submit and submit.count("sbatch --parsable") == 3
+    submit = (out / "submit.sh").read_text()
+    command = "submit" if scheduler == "slurm" else "run"
+    assert f"exec {sys.executable} -m scaling.sweep.cli {command} " in submit  # the venv's interpreter, pinned
 
 
 @pytest.mark.parametrize("name", ["tiny_cpu", "paper_grid"])
@@ -186,26 +194,25 @@ def test_ready_specs_expand(tmp_path, name):
         assert len([r for r in runs if r.depends_on or r.recipe == "wsp"]) == 18
 
 
-def test_a_generated_slurm_job_runs_under_stub_slurm(tmp_path):
-    """The job script `scaling sweep` writes is the SLURM template with the run's config: run it under the stub
-    srun/scontrol with the stand-in launcher of tests/jobs (the real 2-rank run of the template is there)."""
-    from jobs_helpers import FAKE_LAUNCHER, slurm_env
+def test_generated_slurm_jobs_take_their_resources_from_the_spec(tmp_path):
+    """GPU nodes: whole nodes of gpus_per_node, a core per rank and per data worker, the signal lead; CPU-only
+    nodes (gpus_per_node: 0): no GPU request, the run's ranks as CPU ranks on one node; the interpreter pinned."""
+    gpu = _job_text(tmp_path / "gpu", gpus=16, slurm={"gpus_per_node": 8, "signal_seconds": 600},
+                    overrides=["data.train=synthetic", "data.workers=3", "batch.micro_batch=2", "batch.grad_accum=1"])
+    for line in ("#SBATCH --nodes=2", "#SBATCH --gpus-per-node=8", "#SBATCH --cpus-per-task=32",
+                 "#SBATCH --signal=B:USR1@600", "export GPUS_PER_NODE=8", f"export PYTHON={sys.executable}"):
+        assert line + "\n" in gpu or line + "  #" in gpu, line
+    cpu = _job_text(tmp_path / "cpu", gpus=2, slurm={"gpus_per_node": 0, "cpus_per_task": 6})
+    assert "--gpus-per-node" not in cpu.split("set -euo pipefail")[0]
+    for line in ("#SBATCH --nodes=1", "#SBATCH --cpus-per-task=6", "export GPUS_PER_NODE=2"):
+        assert line + "\n" in cpu or line + "  #" in cpu, line
 
-    out = tmp_path / "sweep"
-    write_sweep(load_spec(write_spec(tmp_path / "spec.yaml", scheduler="slurm", gpus=2, models=["vit_nano_patch4"],
-                                     samples=[256])), out)
-    name = _rows(out)[0]["run"]
-    fake = tmp_path / "fake_python"
-    fake.write_text(FAKE_LAUNCHER)
-    fake.chmod(0o755)
-    env = slurm_env(tmp_path, PYTHON=str(fake), RANK_SECONDS="0")
-    proc = subprocess.run(["bash", str(out / "jobs" / f"{name}.sh")], env=env, capture_output=True, text=True,
-                          timeout=60)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    args = (tmp_path / "launcher.args").read_text().split("\0")[:-1]
-    assert args[-3:] == ["--config", str(out.resolve() / "configs" / f"{name}.yaml"), "resume=auto"]
-    assert "--world_info=" + "eyJsb2NhbGhvc3QiOiBbMCwgMV19" in args  # {"localhost": [0, 1]}: GPUS_PER_NODE=2
-    assert (out / "logs" / f"{name}.exit").read_text().strip() == "0"
+
+def _job_text(tmp: Path, **changes) -> str:
+    out = tmp / "sweep"
+    write_sweep(load_spec(write_spec(tmp.with_suffix(".yaml"), scheduler="slurm", models=["vit_nano_patch4"],
+                                     samples=[256], **changes)), out)
+    return (out / "jobs" / f"{_rows(out)[0]['run']}.sh").read_text()
 
 
 def test_sweep_run_refuses_a_slurm_sweep(tmp_path, capsys):
@@ -216,30 +223,3 @@ def test_sweep_run_refuses_a_slurm_sweep(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "slurm sweep" in err and "submit.sh" in err
     assert not list((out / "logs").iterdir())  # nothing ran
-
-
-def test_submit_sh_submits_in_dependency_order(tmp_path):
-    """submit.sh under a stub sbatch (prints `ID;cluster` as --parsable does on federated clusters)."""
-    out = tmp_path / "sweep"
-    write_sweep(load_spec(write_spec(tmp_path / "spec.yaml", scheduler="slurm", models=["vit_nano_patch4"],
-                                     samples=[256, 512])), out)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text('#!/usr/bin/env bash\nn=$(( $(wc -l < "$LOG" 2>/dev/null || echo 0) + 100 ))\n'
-                                    'echo "$*" >> "$LOG"\necho "$n;cluster"\n')
-    (bin_dir / "sbatch").chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(tmp_path / "sbatch.log")}
-    assert subprocess.run(["bash", str(out / "submit.sh")], env=env, capture_output=True).returncode == 0
-    calls = (tmp_path / "sbatch.log").read_text().splitlines()
-    names = [r["run"] for r in _rows(out)]  # stage 1, then mae_wsp/wsp per budget
-    assert len(calls) == 5 and calls[0] == f"--parsable jobs/{names[0]}.sh"
-    for call, row in zip(calls[1:], _rows(out)[1:]):
-        dep = "--dependency=afterok:100 " if row["depends_on"] else ""
-        assert call == f"--parsable {dep}jobs/{row['run']}.sh"
-    # stage 1 done: not submitted again, and its dependants no longer wait for it
-    (out / "runs" / names[0]).mkdir(parents=True)
-    (out / "runs" / names[0] / "summary.json").write_text('{\n  "preempted": false\n}\n')
-    (tmp_path / "sbatch.log").unlink()
-    assert subprocess.run(["bash", str(out / "submit.sh")], env=env, capture_output=True).returncode == 0
-    calls = (tmp_path / "sbatch.log").read_text().splitlines()
-    assert len(calls) == 4 and not any("dependency" in c for c in calls)
