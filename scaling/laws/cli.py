@@ -110,7 +110,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
             "backtest it, and derive decisions; writes FIT.json.",
         )
         p.add_argument("inputs", nargs="+", help="a results/curves CSV, or run directories")
-        p.add_argument("--law", required=True, choices=sorted(LAWS))
+        p.add_argument(
+            "--law",
+            required=True,
+            choices=[*sorted(LAWS), "auto"],
+            help="auto: the one-input law (power, power_offset, saturating, m4) that extrapolates best in a "
+            "rolling-origin backtest on the fitted runs; FIT.json's 'auto' says which won and why",
+        )
         p.add_argument(
             "--x",
             help="input column(s), comma-separated, one per law input (default: the --compute column; "
@@ -286,7 +292,7 @@ def _fit(args: argparse.Namespace) -> int:
     from scaling.laws.report import format_report, write_fit
     from scaling.laws.results import select, y_kind_of
 
-    law = get_law(args.law)
+    law = args.law if args.law == "auto" else get_law(args.law)
     compare = tuple(args.compare.split(",")) if args.compare else None
     if compare is not None and len(compare) != 2:
         raise DataError(f"--compare {args.compare!r}: give BASE,NEW, e.g. --compare wsp,mae_wsp")
@@ -308,7 +314,7 @@ def _fit(args: argparse.Namespace) -> int:
     )
     if not 0 < args.level < 1:
         raise DataError(f"--level {args.level}: give a coverage between 0 and 1, e.g. 0.9")
-    if "S1" in law.inputs:
+    if law != "auto" and "S1" in law.inputs:
         if args.holdout_where:
             raise DataError("--holdout-where marks rows of a results table; for curves use --fit-fraction")
         y = args.y or "loss"
@@ -320,8 +326,15 @@ def _fit(args: argparse.Namespace) -> int:
             raise DataError("--fit-fraction backtests training curves; use --law convergence")
         group_by = _group_by(args.group_by) or (["recipe"] if compare else None)
         table = _load_table(args.inputs, compute=args.compute)
-        x = (args.x or _default_x(law.inputs, table, args.compute)).split(",")
-        sel = select(table, law, x, args.y or "loss", args.where, group_by, args.y_kind)
+        inputs = ("x",) if law == "auto" else law.inputs
+        x = (args.x or _default_x(inputs, table, args.compute)).split(",")
+        if law == "auto" and len(x) != 1:
+            raise DataError(
+                f"--law auto chooses among one-input laws (power, power_offset, saturating, m4) but --x gave "
+                f"{len(x)} columns ({','.join(x)}); give one column, or use --law chinchilla for params,samples"
+            )
+        sel = select(table, get_law("power") if law == "auto" else law, x, args.y or "loss", args.where, group_by,
+                     args.y_kind)
         outcome = fit_table(law, sel, opt)
         outcome.report.update({"where": args.where, "group_by": group_by, "compute": _compute_of(x)})
     outcome.report["inputs"] = [str(i) for i in args.inputs]

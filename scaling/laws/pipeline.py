@@ -13,7 +13,7 @@ import numpy as np
 import scipy
 
 from scaling import __version__
-from scaling.laws import backtest
+from scaling.laws import auto, backtest
 from scaling.laws.bootstrap import Bootstrap, run_bootstrap
 from scaling.laws.convergence import DECAY, Curve, curve_points
 from scaling.laws.decisions import (
@@ -25,7 +25,7 @@ from scaling.laws.decisions import (
 )
 from scaling.laws.fit import at_bound, fit
 from scaling.laws.frontier import frontier
-from scaling.laws.laws import Law
+from scaling.laws.laws import Law, get_law
 from scaling.laws.problem import Fit, FitData
 from scaling.laws.results import Selection, apply_where
 from scaling.laws.table import DataError
@@ -80,16 +80,21 @@ def _held_where(sel: Selection, where: list[str]) -> np.ndarray:
     return held
 
 
-def fit_table(law: Law, sel: Selection, opt: FitOptions) -> Outcome:
+def fit_table(law: Law | str, sel: Selection, opt: FitOptions) -> Outcome:
+    """`law` is a Law, or "auto": chosen by a rolling-origin backtest on the fitted runs (auto.py), after
+    the held-out runs are split off, so they never influence the choice."""
     data = sel.data
     if opt.holdout and opt.holdout_where:
         raise DataError("give --holdout (the largest runs) or --holdout-where (marked rows), not both")
-    held = backtest.split_largest(data, sel.size, opt.holdout, len(law.params) + 1) | _held_where(
-        sel, opt.holdout_where
-    )
+    min_points = 2 if law == auto.AUTO else len(law.params) + 1
+    held = backtest.split_largest(data, sel.size, opt.holdout, min_points) | _held_where(sel, opt.holdout_where)
     train = data.subset(~held)
     select = _frontier_select(opt.frontier, opt.bins_per_decade) if opt.frontier != "none" else None
     fit_data = train.subset(select(train)) if select else train
+    choice = None
+    if law == auto.AUTO:
+        choice = auto.choose(fit_data, fit_data.X["x"], auto.CANDIDATES, opt.share)
+        law = get_law(choice.law)
     _check_runs(law, fit_data, opt.share, bool(select))
     result = fit(law, fit_data, opt.share)
     boot = run_bootstrap(result, train, opt.bootstrap, opt.seed, select, opt.level) if opt.bootstrap else None
@@ -111,6 +116,8 @@ def fit_table(law: Law, sel: Selection, opt: FitOptions) -> Outcome:
         }
     )
     report["holdout_summary"] = backtest.summarise(report["holdout"])
+    if choice is not None:
+        report["auto"] = choice.report()
     return Outcome(result, boot, report)
 
 
