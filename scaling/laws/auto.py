@@ -130,10 +130,11 @@ def choose(
     cut_info = [
         {"fraction": f, "fit_points": int(m.sum()), "scored_points": int((~m).sum())} for f, m in cuts
     ]
+    sizes = ", ".join(str(c["fit_points"]) for c in cut_info)
     reason = (
         f"{winner} extrapolated best in a rolling-origin backtest inside the fitted data: mean log-RMSE "
-        f"{scores[winner]:.4g} over {len(cuts)} cut(s) (fit on the first {', '.join(str(c['fit_points']) for c in cut_info)} "
-        f"of {len(data.y)} points, scored on the rest)"
+        f"{scores[winner]:.4g} over {len(cuts)} cut(s) (fit on the first {sizes} of {len(data.y)} points, "
+        f"scored on the rest)"
     )
     if len(rank) > 1:
         reason += f"; runner-up {rank[1].name} {scores[rank[1].name]:.4g}"
