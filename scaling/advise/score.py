@@ -1,0 +1,139 @@
+"""Which runs narrow the decision most per FLOP: greedy linearised variance reduction from bootstrap draws,
+and the stop verdict from the value of information in FLOPs.
+
+Score of one candidate run. Let g = log(decision) and f_j = log(metric predicted at candidate j). The
+run-level bootstrap gives B joint draws (g_b, f_b1..f_bM) of the fitted law's parameters; treat (g, f) as
+jointly normal with the draws' covariance (the linearisation of Li et al. 2026, "Spend Less, Fit Better").
+Training candidate j observes y_j = f_j + e_j with e_j ~ N(0, s_j^2), s_j^2 the run-to-run noise the fit
+estimates (the variance of its log residuals). Conditioning on y_j leaves
+
+    Var(g | y_j) = Var(g) - Cov(g, f_j)^2 / (Var(f_j) + s_j^2),
+
+so the expected reduction of the decision's variance is Cov_b(g, f_j)^2 / (Var_b(f_j) + s_j^2); we rank by
+that per FLOP^kappa of the candidate (kappa = 1 by default: per FLOP; kappa < 1 favours big runs, 0 ignores
+cost). K runs are picked greedily: after picking j, the whole joint covariance is conditioned on y_j, a
+rank-one update Sigma <- Sigma - Sigma[:, j] Sigma[j, :] / (Sigma_jj + s_j^2) applied to Cov(g, f), Var(f)
+and Var(g) only (a column of Sigma over the candidates is built from the draws when it is needed), so no
+refit runs inside the loop and the cost is O(B M) per pick.
+
+Value of information, in FLOPs. Acting on a decision with a log error delta wastes compute. For N_opt at
+budget C under L(N, D) = E + A N^-alpha + B D^-beta with C = k N D: along the iso-compute line, in
+n = log N, L(n) = E + A e^(-alpha n) + B (C / (k e^n))^(-beta), whose second derivative at the optimum is
+alpha^2 A N^-alpha + beta^2 B D^-beta = (alpha + beta) m, where m = alpha A N^-alpha = beta B D^-beta (the
+optimality condition). So a model mis-sized by delta loses dL = (alpha + beta) m delta^2 / 2. The optimal
+frontier is L*(C) - E = m (alpha + beta) / (alpha beta) with m proportional to C^(-alpha beta / (alpha + beta)),
+so dL*/dlog C = -m: the lost loss is what the optimal model would gain from a fraction
+dlog C = (alpha + beta) delta^2 / 2 more compute. Expected over the estimate's error (unbiased, variance V of
+log N_opt), the compute wasted is
+
+    W = C (alpha + beta) V / 2.
+
+The same argument for the other decisions, with w in place of (alpha + beta):
+- predict@X: the prediction sizes a run (the compute to reach a target metric). A log error delta in the
+  metric is a log error delta / s in compute, s = dlog metric / dlog x at X, and a log-normal compute error of
+  variance V / s^2 costs C_X (E[e^Z] - 1) ~ C_X V / (2 s^2): w = 1 / s^2, stake C_X (the point's compute).
+- multiplier@Y: the multiplier is a compute ratio, its log error is a log compute error: w = 1, stake the new
+  recipe's compute at Y.
+A candidate's value of information is the waste it removes, VOI_j = stake w (V - V_after_j) / 2; a run is
+worth training when VOI_j exceeds its cost. The verdict is "stop" when no candidate is worth its cost (the
+first greedy pick, which has the highest score per FLOP, is checked together with the one of highest VOI
+minus cost). Stake defaults: C for n_opt, the point's compute for predict (x itself when x is a compute
+column, k N D for chinchilla), the new recipe's compute at Y for multiplier; `--stake FLOPS` overrides
+(e.g. a model trained at C and then served: everything that depends on N).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Pick:
+    index: int  # into the candidates
+    reduction: float  # expected reduction of Var(log g) from this run, given the earlier picks
+    var_after: float  # Var(log g) after this and the earlier picks
+    score: float  # reduction / cost^kappa at the time of the pick
+
+
+@dataclass
+class Ranking:
+    var_now: float  # Var(log g) from the draws (widened like the reported interval)
+    reduction: np.ndarray  # [M] first-round expected variance reduction per candidate
+    score: np.ndarray  # [M] reduction / cost^kappa
+    picks: list[Pick]
+
+
+def usable_draws(g: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """Rows (draws) where the decision and every candidate's prediction are finite."""
+    return np.isfinite(g) & np.isfinite(F).all(axis=1)
+
+
+def greedy(
+    g: np.ndarray,
+    F: np.ndarray,
+    noise_var: np.ndarray,
+    cost: np.ndarray,
+    k: int,
+    budget: float | None = None,
+    kappa: float = 1.0,
+    inflate: float = 1.0,
+) -> Ranking:
+    """Pick up to `k` candidates greedily by variance reduction of g per cost^kappa.
+
+    g [B] log decision per draw; F [B, M] log prediction per draw and candidate; noise_var [M] s^2 in log
+    units; cost [M] FLOPs; `budget` caps the total cost of the picks; `inflate` scales every draw covariance
+    (the t / z widening of the reported intervals, squared)."""
+    B, M = F.shape
+    gc = g - g.mean()
+    Fc = F - F.mean(axis=0)
+    scale = inflate / max(B - 1, 1)
+    cov_gf = (gc @ Fc) * scale  # [M]
+    var_f = np.einsum("bm,bm->m", Fc, Fc) * scale
+    var_g = float(gc @ gc) * scale
+    var_now = var_g
+    per_cost = np.maximum(cost, 1e-300) ** kappa
+    first = cov_gf**2 / (var_f + noise_var)
+    score0 = first / per_cost
+    left = float("inf") if budget is None else float(budget)
+    taken = np.zeros(M, dtype=bool)
+    updates: list[np.ndarray] = []  # u_t over candidates: Sigma_t = Sigma_0 - sum_t u_t u_t^T
+    picks: list[Pick] = []
+    for _ in range(k):
+        red = cov_gf**2 / (var_f + noise_var)
+        score = red / per_cost
+        score[taken | (cost > left)] = -np.inf
+        j = int(np.argmax(score))
+        if not np.isfinite(score[j]):
+            break
+        col = (Fc.T @ Fc[:, j]) * scale  # Sigma_0[:, j]
+        for u in updates:
+            col -= u * u[j]
+        denom = var_f[j] + noise_var[j]
+        u = col / np.sqrt(denom)
+        u_g = cov_gf[j] / np.sqrt(denom)
+        var_g -= u_g**2
+        cov_gf = cov_gf - u_g * u
+        var_f = np.maximum(var_f - u * u, 0.0)
+        updates.append(u)
+        taken[j] = True
+        left -= cost[j]
+        picks.append(Pick(j, float(red[j]), max(var_g, 0.0), float(score[j])))
+    return Ranking(var_now, first, score0, picks)
+
+
+def expected_interval(value: float, lo: float, hi: float, var_now: float, var_after: float) -> tuple[float, float]:
+    """The interval [lo, hi] of a positive decision after its log variance falls from var_now to var_after:
+    each side shrinks in log space by sqrt(var_after / var_now) about the value."""
+    if not (var_now > 0 and np.isfinite(lo) and np.isfinite(hi) and value > 0 and lo > 0):
+        return float("nan"), float("nan")
+    r = np.sqrt(max(var_after, 0.0) / var_now)
+    return float(value * (lo / value) ** r), float(value * (hi / value) ** r)
+
+
+def waste(stake: float | None, weight: float, variance: float) -> float:
+    """Expected FLOPs wasted acting on a decision whose log has this variance: stake * w * V / 2."""
+    if stake is None or not np.isfinite(weight):
+        return float("nan")
+    return float(stake * weight * variance / 2.0)
