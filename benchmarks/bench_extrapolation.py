@@ -1,0 +1,245 @@
+"""Extrapolation of learning curves: every applicable law, `auto` and M4 side by side on the shared curve sets,
+with the protocol of Alabdulmohsin, Neyshabur and Zhai 2022: fit on the first part of each curve up to a
+cut in x, report the log-RMSE on the rest, sqrt(mean((log predicted - log actual)^2)), at several cuts.
+
+    python benchmarks/bench_extrapolation.py                  # all sets (~10 min on 2 busy cores)
+    python benchmarks/bench_extrapolation.py --sets tissue --max-curves 5
+
+Curve sets (../shared/data, see its README), each curve ordered by x:
+- openclip: Cherti et al. 2023, ImageNet zero-shot error after every epoch, x = step (cosine schedule known);
+- misfitting: Li et al. 2025, loss at every checkpoint of every run, x = step (cosine schedule known);
+- tissue: Tissue et al. 2024's two demo loss curves (cosine and constant lr), x = step;
+- chinchilla: Hoffmann et al. 2022 fig. 4 runs, as loss vs compute along the Pareto frontier (one curve) and
+  loss vs tokens D for runs of one model size (N binned to 0.1 decade).
+Curves with fewer than MIN_POINTS points are left out (the 5-parameter laws need 6 to fit and 1 to score).
+
+Cuts: fit the first ceil(f n) points, f in CUTS (on evenly logged steps that is the first 25/50/75% of
+training; on geometric x, of the log range), score the rest. A curve's score for a method is its mean
+log-RMSE over the cuts. Methods:
+- the one-input laws power, power_offset, saturating, m4 on x;
+- convergence (Tissue et al.) where the lr schedule is known, on S1, S2 of the schedule (default decay 0.999);
+- auto: the law chosen per curve by scaling.laws.auto's rolling-origin backtest *inside the fitted part only*
+  among every applicable law above (convergence included where it applies), then used as is;
+- auto_x: the same among the one-input laws only (what `scaling fit --law auto` chooses among);
+- auto_avg: the backtest-weighted (inverse-MSE) average of the applicable laws' log predictions.
+chinchilla and convergence_size need a model size N that varies: a single curve has none, so they are not
+among the methods. Nothing here is tuned on these sets: laws, grids, cuts and the backtest are the package's.
+Wins vs M4: curves where a method's score is strictly lower than M4's.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+
+from scaling.laws import auto  # noqa: E402
+from scaling.laws import reference_data as ref  # noqa: E402
+from scaling.laws.convergence import DECAY, annealing_areas  # noqa: E402
+from scaling.laws.fit import fit  # noqa: E402
+from scaling.laws.frontier import pareto  # noqa: E402
+from scaling.laws.laws import get_law  # noqa: E402
+from scaling.laws.problem import FitData  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = next(
+    (p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()), REPO.parent / "shared" / "data"
+)
+CUTS = (0.25, 0.5, 0.75)
+MIN_POINTS = 10
+ONE_INPUT = ("power", "power_offset", "saturating", "m4")
+
+
+@dataclass
+class BenchCurve:
+    name: str
+    X: dict[str, np.ndarray]  # "x", and "S1", "S2" where the schedule is known
+    y: np.ndarray
+
+
+def _schedule_curve(name: str, step: np.ndarray, y: np.ndarray, lr: np.ndarray) -> BenchCurve:
+    s1, s2 = annealing_areas(lr, DECAY)
+    i = step.astype(int) - 1
+    return BenchCurve(name, {"x": step.astype(float), "S1": s1[i], "S2": s2[i]}, np.asarray(y, float))
+
+
+def curve_sets(data: Path) -> dict[str, list[BenchCurve]]:
+    out: dict[str, list[BenchCurve]] = {}
+    oc = ref.openclip_curves(data / "openclip_cherti2023_imagenet_zeroshot_learning_curves.csv",
+                             data / "openclip_cherti2023_trained_models_info.csv")
+    out["openclip"] = [_schedule_curve(c.run, c.step, c.loss, c.lr) for c in oc]
+    mf = ref.misfitting_curves(data / "misfitting_li2025_scaling_results_all_ckpts.csv")
+    out["misfitting"] = [_schedule_curve(c.run, c.step, c.loss, c.lr) for c in mf]
+    out["tissue"] = [_schedule_curve(c.run, c.step, c.loss, c.lr)
+                     for c in ref.tissue_curves(data / "lr_annealing_tissue2024_demo_curves.csv")]
+    rows = ref.chinchilla_rows(data / "chinchilla_fig4_points.csv")
+    n, d, c, y = (np.array([r[k] for r in rows], float) for k in ("params", "samples", "flops", "value"))
+    front = pareto(c, y)
+    order = np.argsort(c[front])
+    curves = [BenchCurve("chinchilla_frontier", {"x": c[front][order]}, y[front][order])]
+    size_bin = np.round(np.log10(n) * 10) / 10
+    for b in np.unique(size_bin):
+        sel = np.flatnonzero(size_bin == b)
+        sel = sel[np.argsort(d[sel])]
+        curves.append(BenchCurve(f"chinchilla_N1e{b:.1f}", {"x": d[sel]}, y[sel]))
+    out["chinchilla"] = curves
+    return {k: [c for c in v if len(c.y) >= MIN_POINTS and np.all(c.y > 0)] for k, v in out.items()}
+
+
+def _data(c: BenchCurve, mask: np.ndarray) -> FitData:
+    return FitData({k: v[mask] for k, v in c.X.items()}, c.y[mask], np.full(int(mask.sum()), c.name))
+
+
+def _laws(c: BenchCurve) -> list[str]:
+    return [*ONE_INPUT, *(["convergence"] if "S1" in c.X else [])]
+
+
+def _fit_predict(law: str, train: FitData, test_X: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
+    t0 = time.perf_counter()
+    try:
+        result = fit(get_law(law), train, warn=False)
+        pred = result.predict(test_X)
+    except (ValueError, np.linalg.LinAlgError):
+        pred = np.full(len(next(iter(test_X.values()))), np.nan)
+    return pred, time.perf_counter() - t0
+
+
+def evaluate_curve(c: BenchCurve) -> dict:
+    """{method: [log-RMSE per cut]}, and the seconds auto took per cut (backtest + the winner's fit)."""
+    scores: dict[str, list[float]] = {}
+    auto_seconds, chosen = [], []
+    order = np.argsort(c.X["x"], kind="stable")
+    for f in CUTS:
+        k = math.ceil(f * len(c.y))
+        if k < 6 or k >= len(c.y):
+            continue
+        mask = np.zeros(len(c.y), dtype=bool)
+        mask[order[:k]] = True
+        train = _data(c, mask)
+        test_X = {key: v[~mask] for key, v in c.X.items()}
+        actual = c.y[~mask]
+        preds, secs = {}, {}
+        for law in _laws(c):
+            preds[law], secs[law] = _fit_predict(law, train, test_X)
+            scores.setdefault(law, []).append(auto.log_rmse(preds[law], actual))
+        for method, laws in (("auto", _laws(c)), ("auto_x", list(ONE_INPUT))):
+            t0 = time.perf_counter()
+            choice = auto.choose(train, train.X["x"], laws)
+            took = time.perf_counter() - t0 + secs[choice.law]
+            scores.setdefault(method, []).append(auto.log_rmse(preds[choice.law], actual))
+            if method == "auto":
+                auto_seconds.append(took)
+                chosen.append(choice.law)
+                logs = {n: np.log(np.maximum(preds[n], 1e-300)) for n in choice.weights}
+                mix = np.exp(sum(w * logs[n] for n, w in choice.weights.items()))
+                scores.setdefault("auto_avg", []).append(auto.log_rmse(mix, actual))
+    return {"scores": scores, "auto_seconds": auto_seconds, "auto_chosen": chosen}
+
+
+def summarise(per_curve: dict[str, dict]) -> dict:
+    methods = sorted({m for r in per_curve.values() for m in r["scores"]})
+    mean_score = {m: {n: float(np.mean(r["scores"][m])) for n, r in per_curve.items() if m in r["scores"]}
+                  for m in methods}
+    out = {}
+    for m in methods:
+        vals = np.array(list(mean_score[m].values()))
+        both = [n for n in mean_score[m] if n in mean_score.get("m4", {})]
+        out[m] = {
+            "curves": len(vals),
+            "median_log_rmse": float(np.median(vals)),
+            "mean_log_rmse": float(np.mean(vals)),
+            "wins_vs_m4": int(sum(mean_score[m][n] < mean_score["m4"][n] for n in both)),
+            "compared_with_m4": len(both),
+        }
+    secs = [s for r in per_curve.values() for s in r["auto_seconds"]]
+    out["auto_fit_seconds"] = {"median": float(np.median(secs)), "max": float(np.max(secs)), "n": len(secs)}
+    chosen: dict[str, int] = {}
+    for r in per_curve.values():
+        for law in r["auto_chosen"]:
+            chosen[law] = chosen.get(law, 0) + 1
+    out["auto_chose"] = chosen
+    return out
+
+
+def targets(summary: dict) -> dict:
+    a, m = summary["auto"], summary["m4"]
+    return {
+        "auto_median_below_m4": a["median_log_rmse"] < m["median_log_rmse"],
+        "auto_mean_below_m4": a["mean_log_rmse"] < m["mean_log_rmse"],
+        "auto_wins_more_than_half": a["wins_vs_m4"] > a["compared_with_m4"] / 2,
+        "auto_fit_under_1s_per_curve": summary["auto_fit_seconds"]["max"] < 1.0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--sets", default="openclip,misfitting,tissue,chinchilla")
+    p.add_argument("--max-curves", type=int, help="at most this many curves per set (evenly spaced), for a quick run")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "extrapolation_cpu.json")
+    args = p.parse_args(argv)
+    if not (args.data / "chinchilla_fig4_points.csv").is_file():
+        print(f"no reference data in {args.data} (see shared/data/README.md); pass --data")
+        return 2
+    sets = curve_sets(args.data)
+    report: dict = {"protocol": {"cuts": CUTS, "min_points": MIN_POINTS, "metric": "log-RMSE on the points after "
+                                 "the cut, mean over cuts per curve", "convergence_decay": DECAY}, "sets": {}}
+    pooled: dict[str, dict] = {}
+    t_all = time.perf_counter()
+    for name in args.sets.split(","):
+        curves = sets[name]
+        if args.max_curves and len(curves) > args.max_curves:
+            curves = [curves[i] for i in np.linspace(0, len(curves) - 1, args.max_curves).round().astype(int)]
+        per_curve = {}
+        t0 = time.perf_counter()
+        for i, c in enumerate(curves):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                per_curve[c.name] = evaluate_curve(c)
+            print(f"\r{name}: {i + 1}/{len(curves)} curves ({time.perf_counter() - t0:.0f} s)", end="", flush=True)
+        print()
+        summary = summarise(per_curve)
+        report["sets"][name] = {"summary": summary, "targets": targets(summary), "per_curve": per_curve}
+        pooled.update({f"{name}/{k}": v for k, v in per_curve.items()})
+        for m in ("m4", "auto", "auto_x", "auto_avg"):
+            s = summary[m]
+            print(f"  {m:<12} median {s['median_log_rmse']:.4f} mean {s['mean_log_rmse']:.4f} "
+                  f"wins vs m4 {s['wins_vs_m4']}/{s['compared_with_m4']}")
+    report["all"] = {"summary": summarise(pooled)}
+    report["all"]["targets"] = targets(report["all"]["summary"])
+    print("all:", json.dumps(report["all"]["targets"]))
+
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    report["measured"] = {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": git("rev-parse", "--short", "HEAD") + ("+uncommitted" if git("status", "--porcelain",
+                                                                              "scaling/laws") else ""),
+        "seconds": time.perf_counter() - t_all,
+        "load_average": os.getloadavg(),
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")},
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
