@@ -184,6 +184,24 @@ def targets(summary: dict) -> dict:
     }
 
 
+def measured(since: float) -> dict:
+    """When, from which commit, how long, under what load and on what machine a benchmark ran."""
+
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "scaling/laws", "scaling/advise", "benchmarks")
+    return {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": git("rev-parse", "--short", "HEAD") + ("+uncommitted" if dirty else ""),
+        "seconds": time.perf_counter() - since,
+        "load_average": os.getloadavg(),
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")},
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DATA)
@@ -222,19 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     report["all"]["targets"] = targets(report["all"]["summary"])
     print("all:", json.dumps(report["all"]["targets"]))
 
-    def git(*cmd: str) -> str:
-        return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-    report["measured"] = {
-        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "commit": git("rev-parse", "--short", "HEAD") + ("+uncommitted" if git("status", "--porcelain",
-                                                                              "scaling/laws") else ""),
-        "seconds": time.perf_counter() - t_all,
-        "load_average": os.getloadavg(),
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")},
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
-    }
+    report["measured"] = measured(t_all)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
