@@ -52,8 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, help="cap on the total cost (FLOPs) of the picked runs")
     p.add_argument("--cost-column", default="flops", help="candidate column with each run's cost (default flops)")
     p.add_argument("--cost-exponent", type=float, default=1.0, help="rank by reduction / cost^kappa (default 1)")
-    p.add_argument("--stake", type=float, help="FLOPs the decision commits, for the stop verdict (see --help "
-                   "of score.py; default: C, the point's or the new recipe's compute)")
+    p.add_argument("--stake", type=float, help="FLOPs that acting on the decision commits, for the stop verdict "
+                   "(default: C for n_opt, the point's compute for predict, the new recipe's at Y for multiplier; "
+                   "derivation in scaling/advise/score.py)")
     p.add_argument("--flops-per-param-sample", type=float, help="k in C = k N D (default: from the table)")
     p.add_argument("--fit", help="reuse this FIT.json's parameters and bootstrap draws instead of refitting")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits when fitting here (default 200)")

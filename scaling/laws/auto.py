@@ -99,6 +99,11 @@ def choose(
     """The law with the lowest rolling-origin backtest log-RMSE on `data`, ordered by `order` (x, or step)."""
     laws = [get_law(c) if isinstance(c, str) else c for c in candidates]
     excluded: dict[str, str] = {}
+    for law in [law for law in laws if not set(shared) <= set(law.params)]:
+        excluded[law.name] = f"has no parameter {', '.join(sorted(set(shared) - set(law.params)))} to share"
+        laws.remove(law)
+    if not laws:
+        raise ValueError(f"--law auto --share {','.join(shared)}: no candidate law has those parameters")
     smallest = min(int(np.unique(order[data.group == g]).size) for g in range(len(data.groups)))
     while laws:
         need = max(_own_params(law, data, shared) for law in laws) + 1

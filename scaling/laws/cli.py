@@ -17,6 +17,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from scaling.laws.auto import CANDIDATES
 from scaling.laws.backtest import parse_holdout
 from scaling.laws.convergence import DECAY, read_run_curves, table_curves
 from scaling.laws.frontier import FRONTIERS
@@ -114,7 +115,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
             "--law",
             required=True,
             choices=[*sorted(LAWS), "auto"],
-            help="auto: the one-input law (power, power_offset, saturating, m4) that extrapolates best in a "
+            help=f"auto: the one-input law ({', '.join(CANDIDATES)}) that extrapolates best in a "
             "rolling-origin backtest on the fitted runs; FIT.json's 'auto' says which won and why",
         )
         p.add_argument(
@@ -330,7 +331,7 @@ def _fit(args: argparse.Namespace) -> int:
         x = (args.x or _default_x(inputs, table, args.compute)).split(",")
         if law == "auto" and len(x) != 1:
             raise DataError(
-                f"--law auto chooses among one-input laws (power, power_offset, saturating, m4) but --x gave "
+                f"--law auto chooses among one-input laws ({', '.join(CANDIDATES)}) but --x gave "
                 f"{len(x)} columns ({','.join(x)}); give one column, or use --law chinchilla for params,samples"
             )
         sel = select(table, get_law("power") if law == "auto" else law, x, args.y or "loss", args.where, group_by,
