@@ -28,8 +28,11 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import csv  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -38,15 +41,17 @@ import numpy as np  # noqa: E402
 from bench_extrapolation import measured  # noqa: E402  (beside this script)
 
 from scaling.advise.advice import Request, advise  # noqa: E402
+from scaling.advise.cli import main as advise_main  # noqa: E402
 from scaling.advise.score import greedy  # noqa: E402
 from scaling.laws import reference_data as ref  # noqa: E402
+from scaling.laws.cli import main as laws_main  # noqa: E402
 from scaling.laws.decisions import allocate, evaluate  # noqa: E402
 from scaling.laws.fit import fit  # noqa: E402
 from scaling.laws.laws import get_law  # noqa: E402
 from scaling.laws.pipeline import FitOptions, fit_table  # noqa: E402
 from scaling.laws.problem import FitData  # noqa: E402
 from scaling.laws.results import select  # noqa: E402
-from scaling.laws.table import Table  # noqa: E402
+from scaling.laws.table import Table, write_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = next(
@@ -195,8 +200,25 @@ def speed(draws: int = 1000, cands: int = 1000) -> dict:
     F = rng.standard_normal((draws, cands))
     t0 = time.perf_counter()
     greedy(F[:, 0] + F[:, 1], F, np.full(cands, 0.01), np.ones(cands), 5)
-    return {"draws": draws, "candidates": cands, "k": 5, "advise_seconds": whole,
-            "greedy_only_seconds": time.perf_counter() - t0}
+    out = {"draws": draws, "candidates": cands, "k": 5, "scoring_seconds": whole,
+           "greedy_only_seconds": time.perf_counter() - t0}
+    # the command as a user runs it: `scaling fit --bootstrap 1000` once, then `scaling advise --fit`
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_table([dict(zip(sel.table.columns, row)) for row in zip(*sel.table.columns.values())],
+                    tmp / "results.csv")
+        write_table([dict(zip(table.columns, row)) for row in zip(*table.columns.values())], tmp / "cands.csv")
+        t0 = time.perf_counter()
+        laws_main(["fit", str(tmp / "results.csv"), "--law", "chinchilla", "--bootstrap", str(draws),
+                   "--out", str(tmp / "fit.json")])
+        out["fit_with_draws_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        code = advise_main([str(tmp / "results.csv"), "--law", "chinchilla", "--fit", str(tmp / "fit.json"),
+                            "--decision", "n_opt@1e22", "--candidates", str(tmp / "cands.csv"), "--k", "5",
+                            "--out", str(tmp / "advice.json")])
+        out["advise_command_with_fit_seconds"] = time.perf_counter() - t0
+        assert code == 0
+    return out
 
 
 def figure(summaries: dict, path: Path) -> None:
@@ -233,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     all_pools = pools(args.data)
     report: dict = {"settings": {"start": START, "steps": args.steps, "bootstrap": args.bootstrap,
                                  "repeats": args.repeats, "spend_cap": "a quarter of the pool's compute"},
-                    "speed": speed(), "pools": {}}
+                    "pools": {}}
+    with contextlib.redirect_stdout(io.StringIO()):  # the two commands' own tables
+        report["speed"] = speed()
     print("speed:", report["speed"], flush=True)
     summaries = {}
     t_all = time.perf_counter()
