@@ -19,7 +19,9 @@ log-RMSE over the cuts. Methods:
 - the one-input laws power, power_offset, saturating, m4 on x;
 - convergence (Tissue et al.) where the lr schedule is known, on S1, S2 of the schedule (default decay 0.999);
 - auto: the law chosen per curve by scaling.laws.auto's rolling-origin backtest *inside the fitted part only*
-  among every applicable law above (convergence included where it applies), then used as is;
+  among every applicable law above (convergence included where it applies), then used as is; it is told
+  where it will predict (the later steps' x, S1, S2: the plan, not the values) and passes over a law that
+  predicts a value <= 0 there;
 - auto_x: the same among the one-input laws only (what `scaling fit --law auto` chooses among);
 - auto_avg: the backtest-weighted (inverse-MSE) average of the applicable laws' log predictions.
 chinchilla and convergence_size need a model size N that varies: a single curve has none, so they are not
@@ -107,14 +109,11 @@ def _laws(c: BenchCurve) -> list[str]:
     return [*ONE_INPUT, *(["convergence"] if "S1" in c.X else [])]
 
 
-def _fit_predict(law: str, train: FitData, test_X: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
-    t0 = time.perf_counter()
+def _fit_predict(law: str, train: FitData, test_X: dict[str, np.ndarray]) -> np.ndarray:
     try:
-        result = fit(get_law(law), train, warn=False)
-        pred = result.predict(test_X)
+        return fit(get_law(law), train, warn=False).predict(test_X)
     except (ValueError, np.linalg.LinAlgError):
-        pred = np.full(len(next(iter(test_X.values()))), np.nan)
-    return pred, time.perf_counter() - t0
+        return np.full(len(next(iter(test_X.values()))), np.nan)
 
 
 def evaluate_curve(c: BenchCurve) -> dict:
@@ -131,14 +130,16 @@ def evaluate_curve(c: BenchCurve) -> dict:
         train = _data(c, mask)
         test_X = {key: v[~mask] for key, v in c.X.items()}
         actual = c.y[~mask]
-        preds, secs = {}, {}
+        preds = {}
         for law in _laws(c):
-            preds[law], secs[law] = _fit_predict(law, train, test_X)
+            preds[law] = _fit_predict(law, train, test_X)
             scores.setdefault(law, []).append(auto.log_rmse(preds[law], actual))
         for method, laws in (("auto", _laws(c)), ("auto_x", list(ONE_INPUT))):
             t0 = time.perf_counter()
-            choice = auto.choose(train, train.X["x"], laws)
-            took = time.perf_counter() - t0 + secs[choice.law]
+            # horizon: where the curve will be predicted (its planned steps), never the values there; the
+            # winner's fit to all the fitted points is made inside (it equals preds[winner]: same data)
+            choice = auto.choose(train, train.X["x"], laws, horizon=test_X)
+            took = time.perf_counter() - t0
             scores.setdefault(method, []).append(auto.log_rmse(preds[choice.law], actual))
             if method == "auto":
                 auto_seconds.append(took)

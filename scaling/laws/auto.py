@@ -12,16 +12,20 @@ before (backtest.py), so a held-out run can never influence which law is chosen.
 Cuts: for every fraction f in CUTS, each group fits its first max(ceil(f n), p + 1) distinct x values (n of
 them in the group, p the most parameters of any candidate, so all laws are scored on the same cuts) and is
 scored on the rest. A law whose parameters need more points than a cut can give is left out, with the
-reason, rather than compared on other cuts. The inverse-MSE weights (Bates and Granger 1969) of a
-backtest-weighted average are recorded too; benchmarks/bench_extrapolation.py measures whether that average
-extrapolates better than the winner (it is not what the fit uses).
+reason, rather than compared on other cuts. Given the inputs where the fit will be used (`horizon`: the
+--predict values, a curve's planned steps; never held-out values), a winner whose fit predicts a value <= 0
+there is passed over for the next law (a convergence law fitted before the lr decays can extrapolate its
+annealing term below zero; no backtest inside the fitted data can see that). The inverse-MSE weights
+(Bates and Granger 1969) of a backtest-weighted average are recorded too;
+benchmarks/bench_extrapolation.py measures whether that average extrapolates better than the winner
+(it is not what the fit uses).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,8 +99,13 @@ def choose(
     order: np.ndarray,
     candidates: Sequence[Law | str] = CANDIDATES,
     shared: tuple[str, ...] = (),
+    horizon: Mapping[str, np.ndarray] | None = None,
 ) -> Choice:
-    """The law with the lowest rolling-origin backtest log-RMSE on `data`, ordered by `order` (x, or step)."""
+    """The law with the lowest rolling-origin backtest log-RMSE on `data`, ordered by `order` (x, or step).
+
+    `horizon`: inputs (no values) where the chosen law will be used, e.g. the --predict x values or a
+    curve's planned steps; a law whose fit to all of `data` predicts a non-positive or non-finite value
+    there (a loss or error rate below zero: outside any law's domain) is passed over for the next best."""
     laws = [get_law(c) if isinstance(c, str) else c for c in candidates]
     excluded: dict[str, str] = {}
     for law in [law for law in laws if not set(shared) <= set(law.params)]:
@@ -128,8 +137,18 @@ def choose(
             per_cut[law.name].append(_score(law, train, test, shared))
     scores = {name: float(np.mean(v)) for name, v in per_cut.items()}
     rank = sorted(laws, key=lambda law: (scores[law.name], len(law.params)))
+    invalid: dict[str, str] = {}
+    while horizon is not None and rank:
+        bad = _invalid_on(rank[0], data, shared, horizon)
+        if bad is None:
+            break
+        invalid[rank[0].name] = bad
+        rank.pop(0)
+    if not rank:
+        raise ValueError(f"--law auto: every candidate law predicts a non-positive value where it is asked to "
+                         f"predict ({'; '.join(invalid.values())}); choose a law with --law")
     winner = rank[0].name
-    inv = {n: 1.0 / max(s, 1e-12) ** 2 for n, s in scores.items() if np.isfinite(s)}
+    inv = {n: 1.0 / max(s, 1e-12) ** 2 for n, s in scores.items() if np.isfinite(s) and n not in invalid}
     total = sum(inv.values())
     weights = {n: v / total for n, v in inv.items()} if total > 0 else {}
     cut_info = [
@@ -145,7 +164,26 @@ def choose(
         reason += f"; runner-up {rank[1].name} {scores[rank[1].name]:.4g}"
     if excluded:
         reason += "; not scored: " + ", ".join(excluded)
-    return Choice(winner, scores, per_cut, cut_info, weights, excluded, reason)
+    for name, why in invalid.items():
+        reason += f"; {name} scored better but was passed over: {why}"
+    return Choice(winner, scores, per_cut, cut_info, weights, {**excluded, **invalid}, reason)
+
+
+def _invalid_on(law: Law, data: FitData, shared: tuple[str, ...], horizon: Mapping[str, np.ndarray]) -> str | None:
+    """Why `law` fitted to all of `data` cannot be used at `horizon` (None: it can)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitWarning)
+            result = fit(law, data, shared if len(data.groups) > 1 else (), warn=False)
+    except (ValueError, np.linalg.LinAlgError) as e:
+        return f"its fit to all points failed ({e})"
+    for g, name in enumerate(data.groups):
+        with np.errstate(all="ignore"):
+            pred = result.predict({k: np.asarray(v, dtype=float) for k, v in horizon.items()}, g)
+        if not np.all(np.isfinite(pred) & (pred > 0)):
+            where = "" if len(data.groups) == 1 else f" for {name}"
+            return f"it predicts {np.nanmin(pred):.3g}{where} where it is to be used (a value must be > 0)"
+    return None
 
 
 def _score(law: Law, train: FitData, test: FitData, shared: tuple[str, ...]) -> float:

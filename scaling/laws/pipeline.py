@@ -93,7 +93,8 @@ def fit_table(law: Law | str, sel: Selection, opt: FitOptions) -> Outcome:
     fit_data = train.subset(select(train)) if select else train
     choice = None
     if law == auto.AUTO:
-        choice = auto.choose(fit_data, fit_data.X["x"], auto.CANDIDATES, opt.share)
+        horizon = {"x": np.array(opt.predict, dtype=float)} if opt.predict else None
+        choice = auto.choose(fit_data, fit_data.X["x"], auto.CANDIDATES, opt.share, horizon)
         law = get_law(choice.law)
     _check_runs(law, fit_data, opt.share, bool(select))
     result = fit(law, fit_data, opt.share)

@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from laws_simulate import schedule_curves
 
 from scaling.laws import auto
 from scaling.laws.cli import main
+from scaling.laws.convergence import curve_points
 from scaling.laws.laws import get_law
 from scaling.laws.problem import FitData
 from scaling.laws.table import read_table, write_table
@@ -96,3 +98,19 @@ def test_auto_bad_inputs_are_one_line_errors(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "one-input laws" in err and "chinchilla" in err
     assert not (tmp_path / "f.json").exists()
+
+
+def test_a_winner_that_predicts_below_zero_where_it_is_used_is_passed_over() -> None:
+    # a curve that follows the convergence law; asked to predict where its annealing term C S2 exceeds the
+    # rest, that law goes below zero: auto takes the next law instead, and says why
+    law = get_law("convergence")
+    data = curve_points(schedule_curves([1e8])[:1], law.inputs)
+    data.y = law.predict(data.X, [0.45, 2.5, 0.5, 0.4])
+    data.X["x"] = np.arange(1, len(data.y) + 1, dtype=float)
+    plain = auto.choose(data, data.X["x"], ["power_offset", "convergence"])
+    assert plain.law == "convergence"
+    horizon = {"x": np.array([1e3]), "S1": np.array([data.X["S1"].max()]), "S2": np.array([100.0])}
+    guarded = auto.choose(data, data.X["x"], ["power_offset", "convergence"], horizon=horizon)
+    assert guarded.law == "power_offset"
+    assert "convergence" in guarded.excluded and "passed over" in guarded.reason
+    assert guarded.scores == plain.scores  # the backtest itself is unchanged
