@@ -68,6 +68,17 @@ def candidate_inputs(cands: Table, fit: Fit, sel: Selection, req: Request) -> tu
     return X, group, cost
 
 
+def _not_trained(cands: Table, results: Table) -> tuple[Table, list[str]]:
+    """Candidates whose run name is already in the results (the same run again teaches nothing) dropped."""
+    if not (cands.has("run") and results.has("run")) or len(cands) == 0:
+        return cands, []
+    names = cands.column("run").astype(str)
+    done = np.isin(names, results.column("run").astype(str))
+    if done.all():
+        raise DataError(f"{cands.source}: every candidate is already in the results; list runs not yet trained")
+    return cands.take(~done), names[done].tolist()
+
+
 def _log_interval(value: float, log_draws: np.ndarray, level: float, widen: float) -> dict[str, float]:
     """The bootstrap interval of a positive decision, widened (t / z) in log space so it stays positive."""
     iv = interval(np.log(value) if value > 0 else np.nan, log_draws, level, widen)
@@ -93,6 +104,7 @@ def advise(fit: Fit, draws: np.ndarray, widen: float, sel: Selection, cands: Tab
     if k_nd is None and fit.law.name == "chinchilla" and sel.table.has("flops"):
         k_nd = flops_per_param_sample(sel.table.numbers("flops"), sel.data.X["N"], sel.data.X["D"])
     dec = decisions.parse(req.decision, fit, sel, req.group_by, k_nd, req.compare)
+    cands, done = _not_trained(cands, sel.table)
     X, group, cost = candidate_inputs(cands, fit, sel, req)
     with np.errstate(all="ignore"):
         g_all = np.log(np.array([dec.g(t) for t in draws]))
@@ -146,6 +158,7 @@ def advise(fit: Fit, draws: np.ndarray, widen: float, sel: Selection, cands: Tab
         "chosen": chosen,
         "ranked": ranked,
         "stop": verdict(stake, dec.weight, ranking, voi, cost, chosen),
+        "skipped_already_trained": done,
         **req.extra,
     }
 

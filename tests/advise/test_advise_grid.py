@@ -24,7 +24,7 @@ def test_grid_then_advise_then_sweep_runs_exactly_the_chosen_runs(tmp_path, caps
     assert len(grid) == 18  # 3 models x 3 budgets x 2 recipes; the shared stage-1 runs are not a choice
     assert set(grid.column("recipe")) == {"mae_wsp", "wsp"}
     assert (grid.numbers("total_flops") >= grid.numbers("flops")).all()
-    # done: the two smaller models; the candidates: vit_tiny_patch16's six runs
+    # done: the two smaller models; left to choose from: vit_tiny_patch16's six runs
     rng = np.random.default_rng(0)
     done = [dict(zip(grid.columns, row)) for row in zip(*grid.columns.values())]
     results = []
@@ -35,8 +35,7 @@ def test_grid_then_advise_then_sweep_runs_exactly_the_chosen_runs(tmp_path, caps
         err = a * float(r["total_flops"]) ** -0.15 * np.exp(0.01 * rng.standard_normal())
         results.append({**r, "metric": "linear_top1", "value": 1 - err})
     write_table(results, tmp_path / "results.csv")
-    pool = [r for r in done if r["model"] == "vit_tiny_patch16"]
-    write_table(pool, tmp_path / "candidates.csv", first=tuple(grid.columns))
+    write_table(done, tmp_path / "candidates.csv", first=tuple(grid.columns))  # the whole grid, trained runs too
     out, spec = tmp_path / "advice.json", tmp_path / "next.yaml"
     code = main([str(tmp_path / "results.csv"), "--law", "power", "--x", "total_flops", "--y", "linear_top1",
                  "--group-by", "recipe", "--decision", "multiplier@0.92", "--compare", "wsp,mae_wsp",
@@ -48,7 +47,8 @@ def test_grid_then_advise_then_sweep_runs_exactly_the_chosen_runs(tmp_path, caps
     assert d["kind"] == "multiplier" and d["base"] == "wsp" and d["new"] == "mae_wsp"
     assert d["lo"] < d["value"] < d["hi"] and d["value"] > 1  # mae_wsp reaches 0.92 with less compute
     chosen = {(c["model"], int(c["samples"]), c["recipe"]) for c in advice["chosen"]}
-    assert len(chosen) == 2
+    assert len(chosen) == 2 and {m for m, _, _ in chosen} == {"vit_tiny_patch16"}
+    assert len(advice["skipped_already_trained"]) == 12 and len(advice["ranked"]) == 6
     specs = [Path(p) for p in advice["sweep_specs"]]
     written = set()
     for i, s in enumerate(specs):
