@@ -172,6 +172,9 @@ def verdict(stake: float | None, weight: float, ranking: score.Ranking, voi: np.
     if not np.isfinite(waste_now):
         return {**base, "verdict": "unknown", "reason": "the compute at stake is unknown for this decision: pass "
                 "--stake FLOPS (the compute that acting on it commits) for a stop verdict"}
+    if not chosen:
+        return {**base, "verdict": "stop", "reason": "no candidate is expected to narrow the decision beyond the "
+                "noise of the bootstrap draws (more --bootstrap draws can resolve smaller effects)"}
     net = voi - cost
     best = int(np.argmax(net))
     if net[best] <= 0:

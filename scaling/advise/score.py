@@ -9,7 +9,14 @@ estimates (the variance of its log residuals). Conditioning on y_j leaves
 
     Var(g | y_j) = Var(g) - Cov(g, f_j)^2 / (Var(f_j) + s_j^2),
 
-so the expected reduction of the decision's variance is Cov_b(g, f_j)^2 / (Var_b(f_j) + s_j^2); we rank by
+so the expected reduction of the decision's variance is Cov_b(g, f_j)^2 / (Var_b(f_j) + s_j^2).
+
+Noise of the estimate. From B draws, Cov_hat has standard error se_j = sqrt((Var(g) Var(f_j) + Cov^2) / (B - 1))
+(normal draws), and the best of M candidates is picked: a cheap run unrelated to g shows |Cov_hat| ~ se_j by
+chance and, divided by its tiny cost, would win (the winner's curse). So a covariance counts only by how much it
+exceeds the noise M candidates can show: Cov is replaced by sign(Cov_hat) max(|Cov_hat| - z_M se_j, 0) with
+z_M = Phi^-1(1 - 0.05 / (2 M)) (Bonferroni, 5%). With the default 200 draws an informative run passes easily;
+with few draws only clearly informative ones do. We rank by
 that per FLOP^kappa of the candidate (kappa = 1 by default: per FLOP; kappa < 1 favours big runs, 0 ignores
 cost). K runs are picked greedily: after picking j, the whole joint covariance is conditioned on y_j, a
 rank-one update Sigma <- Sigma - Sigma[:, j] Sigma[j, :] / (Sigma_jj + s_j^2) applied to Cov(g, f), Var(f)
@@ -47,6 +54,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import norm
 
 
 @dataclass
@@ -94,18 +102,25 @@ def greedy(
     var_g = float(gc @ gc) * scale
     var_now = var_g
     per_cost = np.maximum(cost, 1e-300) ** kappa
-    first = cov_gf**2 / (var_f + noise_var)
+    z = float(norm.ppf(1 - 0.05 / (2 * M)))  # the noise M candidates' covariances show (module docstring)
+
+    def reduction() -> np.ndarray:
+        se = np.sqrt(np.maximum(var_g * var_f + cov_gf**2, 0.0) / max(B - 1, 1))
+        return np.maximum(np.abs(cov_gf) - z * se, 0.0) ** 2 / (var_f + noise_var)
+
+    first = reduction()
     score0 = first / per_cost
+    var_reported = var_g  # Var(log g) after the picks, lowered by the (noise-discounted) reductions
     left = float("inf") if budget is None else float(budget)
     taken = np.zeros(M, dtype=bool)
     updates: list[np.ndarray] = []  # u_t over candidates: Sigma_t = Sigma_0 - sum_t u_t u_t^T
     picks: list[Pick] = []
     for _ in range(k):
-        red = cov_gf**2 / (var_f + noise_var)
+        red = reduction()
         score = red / per_cost
         score[taken | (cost > left)] = -np.inf
         j = int(np.argmax(score))
-        if not np.isfinite(score[j]):
+        if not score[j] > 0:  # nothing left that narrows g beyond the draws' noise: no pick is better than one
             break
         col = (Fc.T @ Fc[:, j]) * scale  # Sigma_0[:, j]
         for u in updates:
@@ -119,7 +134,8 @@ def greedy(
         updates.append(u)
         taken[j] = True
         left -= cost[j]
-        picks.append(Pick(j, float(red[j]), max(var_g, 0.0), float(score[j])))
+        var_reported -= float(red[j])
+        picks.append(Pick(j, float(red[j]), max(var_reported, 0.0), float(score[j])))
     return Ranking(var_now, first, score0, picks)
 
 

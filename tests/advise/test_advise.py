@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 from advise_helpers import candidate_grid, loss, result_rows, small_sweep, write_candidates
 
 from scaling.advise import score
@@ -27,8 +28,12 @@ def test_greedy_rank_one_updates_equal_explicit_conditioning() -> None:
     # reference: the joint covariance of (g, f) conditioned on each pick's noisy observation, explicitly
     S = np.cov(np.column_stack([g, F]), rowvar=False)
     chosen: list[int] = []
+    var_after = S[0, 0]
     for pick in got.picks:
-        red = S[0, 1:] ** 2 / (np.diag(S)[1:] + noise)
+        # a covariance counts by how much it exceeds the noise of B draws over M candidates (score.py)
+        se = np.sqrt((S[0, 0] * np.diag(S)[1:] + S[0, 1:] ** 2) / (B - 1))
+        z = norm.ppf(1 - 0.05 / (2 * M))
+        red = np.maximum(np.abs(S[0, 1:]) - z * se, 0) ** 2 / (np.diag(S)[1:] + noise)
         sc = red / cost**0.5
         sc[chosen] = -np.inf
         j = int(np.argmax(sc))
@@ -36,8 +41,28 @@ def test_greedy_rank_one_updates_equal_explicit_conditioning() -> None:
         assert pick.reduction == pytest.approx(red[j], rel=1e-9)
         col = S[:, 1 + j].copy()
         S = S - np.outer(col, col) / (S[1 + j, 1 + j] + noise[j])
-        assert pick.var_after == pytest.approx(S[0, 0], rel=1e-9)
+        var_after -= red[j]
+        assert pick.var_after == pytest.approx(var_after, rel=1e-9)
         chosen.append(j)
+
+
+def test_cheap_runs_unrelated_to_the_decision_do_not_win_by_noise() -> None:
+    # B draws show covariances of about se where there are none; the best of 200 cheap unrelated runs would
+    # beat an informative run 100 times their cost per FLOP without the noise discount
+    rng = np.random.default_rng(2)
+    B = 50
+    g = rng.standard_normal(B)
+    informative = g + 0.3 * rng.standard_normal(B)
+    unrelated = rng.standard_normal((B, 200))
+    F = np.column_stack([informative, unrelated])
+    cost = np.concatenate([[100.0], np.ones(200)])
+    got = score.greedy(g, F, np.full(201, 0.05), cost, k=1)
+    cov = ((g - g.mean()) @ (F - F.mean(axis=0))) / (B - 1)
+    naive = cov**2 / (F.var(axis=0, ddof=1) + 0.05)
+    assert np.mean(got.reduction[1:]) < 0.5 * np.mean(naive[1:])
+    assert np.median(got.reduction[1:]) == 0.0
+    assert got.picks[0].index == 0  # the informative run, at 100 times the cost
+    assert np.argmax(naive / cost) != 0  # which the uncorrected score would have passed over
 
 
 def test_greedy_respects_the_budget() -> None:

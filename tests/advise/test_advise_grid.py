@@ -39,7 +39,7 @@ def test_grid_then_advise_then_sweep_runs_exactly_the_chosen_runs(tmp_path, caps
     out, spec = tmp_path / "advice.json", tmp_path / "next.yaml"
     code = main([str(tmp_path / "results.csv"), "--law", "power", "--x", "total_flops", "--y", "linear_top1",
                  "--group-by", "recipe", "--decision", "multiplier@0.92", "--compare", "wsp,mae_wsp",
-                 "--candidates", str(tmp_path / "candidates.csv"), "--k", "2", "--bootstrap", "40",
+                 "--candidates", str(tmp_path / "candidates.csv"), "--k", "2", "--bootstrap", "200",
                  "--out", str(out), "--sweep-spec", str(spec), "--spec", TINY])
     assert code == 0, capsys.readouterr().err
     advice = json.loads(out.read_text())
