@@ -275,15 +275,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--steps", type=int, default=12, help="at most this many runs added per strategy")
     p.add_argument("--bootstrap", type=int, default=40)
+    p.add_argument("--skip-speed", action="store_true", help="leave out the timing of the command")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "advise_replay_cpu.json")
     args = p.parse_args(argv)
     all_pools = pools(args.data)
     report: dict = {"settings": {"start": START, "steps": args.steps, "bootstrap": args.bootstrap,
                                  "repeats": args.repeats, "spend_cap_share_of_pool": SPEND},
                     "pools": {}}
-    with contextlib.redirect_stdout(io.StringIO()):  # the two commands' own tables
-        report["speed"] = speed()
-    print("speed:", report["speed"], flush=True)
+    if not args.skip_speed:
+        with contextlib.redirect_stdout(io.StringIO()):  # the two commands' own tables
+            report["speed"] = speed()
+        print("speed:", report["speed"], flush=True)
     summaries = {}
     t_all = time.perf_counter()
     for name in args.pools.split(","):
