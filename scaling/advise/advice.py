@@ -123,9 +123,8 @@ def advise(fit: Fit, draws: np.ndarray, widen: float, sel: Selection, cands: Tab
     ranking = score.greedy(g_all[ok], F[ok], noise[group], cost, req.k, req.budget, req.kappa, widen**2)
     value = dec.g(fit.values)
     now = _log_interval(value, g_all[ok], req.level, widen)
-    voi = np.array([score.waste(dec.stake if req.stake is None else req.stake, dec.weight, r)
-                    for r in ranking.reduction])
     stake = dec.stake if req.stake is None else req.stake
+    voi = np.array([score.waste(stake, dec.weight, r) for r in ranking.reduction])
     extra = {}
     for name, f in dec.extra.items():
         with np.errstate(all="ignore"):
