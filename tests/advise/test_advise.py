@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from scipy.stats import norm
 from advise_helpers import candidate_grid, loss, result_rows, small_sweep, write_candidates
+from scipy.stats import norm
 
 from scaling.advise import score
 from scaling.advise.cli import main
