@@ -1,7 +1,7 @@
 """Replay `scaling advise` on published pools of finished runs: does choosing runs by expected variance
 reduction per FLOP reach a good N_opt with less compute than random, cheapest-first or a fixed grid?
 
-    python benchmarks/bench_advise.py                     # 3 pools x 4 strategies x 10 repeats (~20 min)
+    python benchmarks/bench_advise.py                     # 3 pools x 4 strategies x 10 repeats (~5 min)
     python benchmarks/bench_advise.py --repeats 2 --steps 3 --pools chinchilla   # a quick look
 
 Pools (../shared/data; every run is (N, D, loss), cost C = 6 N D):
