@@ -60,5 +60,4 @@ def test_first_pick_narrows_n_opt_more_than_a_random_pick(tmp_path) -> None:
         w_rand = _n_opt_width(_with_run(tmp_path, rows, cn[other], cd[other], obs, f"b{seed}_"), seed)[2]
         ties += pick == other
         wins += w_pick < w_rand
-    print(f"advise pick narrower in {wins} of 20 seeds ({ties} ties)")
     assert wins >= 11, f"advise's pick narrowed N_opt more than a random pick in {wins} of 20 seeds ({ties} ties)"
