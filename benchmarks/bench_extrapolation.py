@@ -15,14 +15,18 @@ Curves with fewer than MIN_POINTS points are left out (the 5-parameter laws need
 
 Cuts: fit the first ceil(f n) points, f in CUTS (on evenly logged steps that is the first 25/50/75% of
 training; on geometric x, of the log range), score the rest. A curve's score for a method is its mean
-log-RMSE over the cuts. Methods:
+log-RMSE over the cuts. Every fit runs through the code `scaling fit` runs (scaling.laws.pipeline): a
+training curve as `scaling fit CURVES --law LAW --fit-fraction F` (F halfway between the last fitted and
+the first held-out step, so the split falls exactly at the cut), the chinchilla points as a results table
+with `--holdout K` (the K = n - ceil(f n) largest runs). Methods:
 - the one-input laws power, power_offset, saturating, m4 on x;
-- convergence (Tissue et al.) where the lr schedule is known, on S1, S2 of the schedule (default decay 0.999);
-- auto: the law chosen per curve by scaling.laws.auto's rolling-origin backtest *inside the fitted part only*
-  among every applicable law above (convergence included where it applies), then used as is; it is told
-  where it will predict (the later steps' x, S1, S2: the plan, not the values) and passes over a law that
-  predicts a value <= 0 there;
-- auto_x: the same among the one-input laws only (what `scaling fit --law auto` chooses among);
+- convergence (Tissue et al.) on the training curves, on S1, S2 of the lr schedule (default decay 0.999);
+- auto: `--law auto`, the law chosen per curve by scaling.laws.auto's rolling-origin backtest *inside the
+  fitted part only*, among auto.CURVE_CANDIDATES on training curves (convergence included) and
+  auto.CANDIDATES on a table; it is told where it will predict (the held-out steps' x, S1, S2, or the
+  held-out runs' x: the plan, not the values) and passes over a law that predicts a value <= 0 there;
+- auto_x: a contrast, the same choice among the one-input laws only (what `--law auto` did on curves
+  before it weighed convergence);
 - auto_avg: the backtest-weighted (inverse-MSE) average of the applicable laws' log predictions.
 chinchilla and convergence_size need a model size N that varies: a single curve has none, so they are not
 among the methods. Nothing here is tuned on these sets: laws, grids, cuts and the backtest are the package's.
@@ -50,11 +54,13 @@ import scipy  # noqa: E402
 
 from scaling.laws import auto  # noqa: E402
 from scaling.laws import reference_data as ref  # noqa: E402
-from scaling.laws.convergence import DECAY, annealing_areas  # noqa: E402
-from scaling.laws.fit import fit  # noqa: E402
+from scaling.laws.convergence import DECAY, Curve, curve_points  # noqa: E402
 from scaling.laws.frontier import pareto  # noqa: E402
 from scaling.laws.laws import get_law  # noqa: E402
+from scaling.laws.pipeline import FitOptions, Outcome, fit_curves, fit_table  # noqa: E402
 from scaling.laws.problem import FitData  # noqa: E402
+from scaling.laws.results import Selection, select  # noqa: E402
+from scaling.laws.table import Table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = next(
@@ -62,91 +68,100 @@ DATA = next(
 )
 CUTS = (0.25, 0.5, 0.75)
 MIN_POINTS = 10
-ONE_INPUT = ("power", "power_offset", "saturating", "m4")
 
 
 @dataclass
 class BenchCurve:
     name: str
-    X: dict[str, np.ndarray]  # "x", and "S1", "S2" where the schedule is known
+    x: np.ndarray
     y: np.ndarray
-
-
-def _schedule_curve(name: str, step: np.ndarray, y: np.ndarray, lr: np.ndarray) -> BenchCurve:
-    s1, s2 = annealing_areas(lr, DECAY)
-    i = step.astype(int) - 1
-    return BenchCurve(name, {"x": step.astype(float), "S1": s1[i], "S2": s2[i]}, np.asarray(y, float))
+    curve: Curve | None = None  # a training curve with its lr schedule; None: points of a results table
 
 
 def curve_sets(data: Path) -> dict[str, list[BenchCurve]]:
     out: dict[str, list[BenchCurve]] = {}
     oc = ref.openclip_curves(data / "openclip_cherti2023_imagenet_zeroshot_learning_curves.csv",
                              data / "openclip_cherti2023_trained_models_info.csv")
-    out["openclip"] = [_schedule_curve(c.run, c.step, c.loss, c.lr) for c in oc]
     mf = ref.misfitting_curves(data / "misfitting_li2025_scaling_results_all_ckpts.csv")
-    out["misfitting"] = [_schedule_curve(c.run, c.step, c.loss, c.lr) for c in mf]
-    out["tissue"] = [_schedule_curve(c.run, c.step, c.loss, c.lr)
-                     for c in ref.tissue_curves(data / "lr_annealing_tissue2024_demo_curves.csv")]
+    ts = ref.tissue_curves(data / "lr_annealing_tissue2024_demo_curves.csv")
+    for name, curves in (("openclip", oc), ("misfitting", mf), ("tissue", ts)):
+        out[name] = [BenchCurve(c.run, c.step.astype(float), np.asarray(c.loss, float), c) for c in curves]
     rows = ref.chinchilla_rows(data / "chinchilla_fig4_points.csv")
     n, d, c, y = (np.array([r[k] for r in rows], float) for k in ("params", "samples", "flops", "value"))
     front = pareto(c, y)
     order = np.argsort(c[front])
-    curves = [BenchCurve("chinchilla_frontier", {"x": c[front][order]}, y[front][order])]
+    curves = [BenchCurve("chinchilla_frontier", c[front][order], y[front][order])]
     size_bin = np.round(np.log10(n) * 10) / 10
     for b in np.unique(size_bin):
         sel = np.flatnonzero(size_bin == b)
         sel = sel[np.argsort(d[sel])]
-        curves.append(BenchCurve(f"chinchilla_N1e{b:.1f}", {"x": d[sel]}, y[sel]))
+        curves.append(BenchCurve(f"chinchilla_N1e{b:.1f}", d[sel], y[sel]))
     out["chinchilla"] = curves
     return {k: [c for c in v if len(c.y) >= MIN_POINTS and np.all(c.y > 0)] for k, v in out.items()}
 
 
-def _data(c: BenchCurve, mask: np.ndarray) -> FitData:
-    return FitData({k: v[mask] for k, v in c.X.items()}, c.y[mask], np.full(int(mask.sum()), c.name))
-
-
 def _laws(c: BenchCurve) -> list[str]:
-    return [*ONE_INPUT, *(["convergence"] if "S1" in c.X else [])]
+    return list(auto.CURVE_CANDIDATES if c.curve is not None else auto.CANDIDATES)
 
 
-def _fit_predict(law: str, train: FitData, test_X: dict[str, np.ndarray]) -> np.ndarray:
+def _as_table(c: BenchCurve) -> Selection:
+    cols = {"run": [f"p{i:03d}" for i in range(len(c.y))], "x": [repr(float(v)) for v in c.x],
+            "loss": [repr(float(v)) for v in c.y]}
+    table = Table(cols, np.arange(2, len(c.y) + 2), c.name)
+    return select(table, get_law("power"), ["x"], "loss", y_kind="loss")
+
+
+def _fit(method: str, c: BenchCurve, k: int) -> Outcome | None:
+    """`scaling fit` on the curve's first k points (by x), predicting the rest, as the CLI runs it: a
+    training curve with --fit-fraction (the midpoint between the k-th and next step, which splits exactly
+    there), a table with --holdout (the n - k largest runs). None where the law cannot be fitted."""
+    law = method if method == auto.AUTO else get_law(method)
     try:
-        return fit(get_law(law), train, warn=False).predict(test_X)
-    except (ValueError, np.linalg.LinAlgError):
-        return np.full(len(next(iter(test_X.values()))), np.nan)
+        if c.curve is not None:
+            s = np.sort(c.x)
+            opt = FitOptions(fit_fraction=0.5 * (s[k - 1] + s[k]) / s[-1], bootstrap=0)
+            return fit_curves(law, [c.curve], opt)
+        return fit_table(law, _as_table(c), FitOptions(holdout=len(c.y) - k, bootstrap=0))
+    except (ValueError, np.linalg.LinAlgError):  # DataError is a ValueError: too few runs for the law
+        return None
+
+
+def _predict(outcome: Outcome | None, X: dict[str, np.ndarray]) -> np.ndarray:
+    return np.full(len(X["x"]), np.nan) if outcome is None else outcome.fit.predict(X)
 
 
 def evaluate_curve(c: BenchCurve) -> dict:
     """{method: [log-RMSE per cut]}, and the seconds auto took per cut (backtest + the winner's fit)."""
     scores: dict[str, list[float]] = {}
     auto_seconds, chosen = [], []
-    order = np.argsort(c.X["x"], kind="stable")
+    order = np.argsort(c.x, kind="stable")
+    inputs = ("x", "S1", "S2") if c.curve is not None else ("x",)
+    X = curve_points([c.curve], inputs).X if c.curve is not None else {"x": c.x}
     for f in CUTS:
         k = math.ceil(f * len(c.y))
         if k < 6 or k >= len(c.y):
             continue
-        mask = np.zeros(len(c.y), dtype=bool)
-        mask[order[:k]] = True
-        train = _data(c, mask)
-        test_X = {key: v[~mask] for key, v in c.X.items()}
-        actual = c.y[~mask]
+        test = np.ones(len(c.y), dtype=bool)
+        test[order[:k]] = False
+        test_X = {key: v[test] for key, v in X.items()}
+        actual = c.y[test]
         preds = {}
         for law in _laws(c):
-            preds[law] = _fit_predict(law, train, test_X)
+            preds[law] = _predict(_fit(law, c, k), test_X)
             scores.setdefault(law, []).append(auto.log_rmse(preds[law], actual))
-        for method, laws in (("auto", _laws(c)), ("auto_x", list(ONE_INPUT))):
-            t0 = time.perf_counter()
-            # horizon: where the curve will be predicted (its planned steps), never the values there; the
-            # winner's fit to all the fitted points is made inside (it equals preds[winner]: same data)
-            choice = auto.choose(train, train.X["x"], laws, horizon=test_X)
-            took = time.perf_counter() - t0
-            scores.setdefault(method, []).append(auto.log_rmse(preds[choice.law], actual))
-            if method == "auto":
-                auto_seconds.append(took)
-                chosen.append(choice.law)
-                logs = {n: np.log(np.maximum(preds[n], 1e-300)) for n in choice.weights}
-                mix = np.exp(sum(w * logs[n] for n, w in choice.weights.items()))
-                scores.setdefault("auto_avg", []).append(auto.log_rmse(mix, actual))
+        t0 = time.perf_counter()
+        outcome = _fit(auto.AUTO, c, k)  # the CLI's --law auto: backtest, then the winner fitted to all k points
+        auto_seconds.append(time.perf_counter() - t0)
+        choice = outcome.report["auto"]
+        chosen.append(choice["chosen"])
+        scores.setdefault("auto", []).append(auto.log_rmse(_predict(outcome, test_X), actual))
+        logs = {n: np.log(np.maximum(preds[n], 1e-300)) for n in choice["average_weights"]}
+        mix = np.exp(sum(w * logs[n] for n, w in choice["average_weights"].items()))
+        scores.setdefault("auto_avg", []).append(auto.log_rmse(mix, actual))
+        # contrast: the same choice among the one-input laws only (what auto did on curves before)
+        train = FitData({key: v[~test] for key, v in X.items()}, c.y[~test], np.full(k, c.name))
+        only_x = auto.choose(train, train.X["x"], auto.CANDIDATES, horizon=test_X)
+        scores.setdefault("auto_x", []).append(auto.log_rmse(preds[only_x.law], actual))
     return {"scores": scores, "auto_seconds": auto_seconds, "auto_chosen": chosen}
 
 

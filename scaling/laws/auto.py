@@ -36,6 +36,8 @@ from scaling.laws.problem import FitData, FitWarning
 
 AUTO = "auto"
 CANDIDATES = ("power", "power_offset", "saturating", "m4")  # the one-input laws of a results table
+# training curves (run directories, a curves CSV) carry their lr schedule: the schedule-aware law joins in
+CURVE_CANDIDATES = (*CANDIDATES, "convergence")
 CUTS = (0.5, 0.65, 0.8)
 BACKTEST_STARTS = 1  # grid starts per backtest fit (speed: one per law and cut); the final fit uses the default 4
 

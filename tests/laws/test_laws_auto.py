@@ -114,3 +114,42 @@ def test_a_winner_that_predicts_below_zero_where_it_is_used_is_passed_over() -> 
     assert guarded.law == "power_offset"
     assert "convergence" in guarded.excluded and "passed over" in guarded.reason
     assert guarded.scores == plain.scores  # the backtest itself is unchanged
+
+
+def _curves_csv(path, values=None) -> list[dict]:
+    """A cosine and a constant-lr run of one model that follow the convergence law (0.5% noise), the
+    cosine ending 25% lower (a large annealing term C)."""
+    law = get_law("convergence")
+    curves = schedule_curves([1e8])
+    data = curve_points(curves, law.inputs)
+    y = law.predict(data.X, [0.45, 2.5, 0.5, 4.0]) * np.exp(0.005 * np.random.default_rng(0).standard_normal(40))
+    rows = []
+    for c in curves:
+        rows += [{"run": c.run, "step": int(s), "lr": c.lr[s - 1], "params": 1e8} for s in c.step]
+    for r, v in zip(rows, y if values is None else values):
+        r["loss"] = v
+    write_table(rows, path)
+    return rows
+
+
+def test_auto_on_training_curves_weighs_the_schedule_aware_law_too(tmp_path) -> None:
+    # two runs of one model with different lr schedules: no one law in the step can follow both, the
+    # convergence law (in the schedule's areas) can; auto on curves must consider it, as the benchmark does
+    path = tmp_path / "curves.csv"
+    rows = _curves_csv(path)
+    out = tmp_path / "fit.json"
+    args = ["fit", str(path), "--law", "auto", "--fit-fraction", "0.6", "--bootstrap", "0", "--out", str(out)]
+    assert main(args) == 0
+    before = json.loads(out.read_text())
+    assert set(before["auto"]["backtest_log_rmse"]) == set(auto.CURVE_CANDIDATES)
+    assert before["law"] == before["auto"]["chosen"] == "convergence"
+    assert before["x"] == "step" and len(before["holdout"]) == 2
+    assert before["holdout_summary"]["max_abs_rel_error"] < 0.05
+    # the held-out ends move: the choice and the fit do not (auto saw their steps and lr, not their values)
+    held = {(h["run"]) for h in before["holdout"]}
+    moved = [r["loss"] * (3.0 if r["run"] in held and r["step"] > 0.6 * 20_000 else 1.0) for r in rows]
+    _curves_csv(path, moved)
+    assert main(args) == 0
+    after = json.loads(out.read_text())
+    assert after["auto"] == before["auto"] and after["params"] == before["params"]
+    assert after["holdout_summary"] != before["holdout_summary"]
