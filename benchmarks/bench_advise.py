@@ -85,7 +85,40 @@ def pools(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
             if key not in best or float(r["loss"]) < float(best[key]["loss"]):
                 best[key] = r
     out["misfitting"] = tuple(np.array([float(r[k]) for r in best.values()]) for k in ("N", "D", "loss"))
+    out.update({name: synthetic_pool(*spec) for name, spec in SYNTHETIC.items()})
     return out
+
+
+TRUTH = {"alpha": 0.34, "beta": 0.28, "E": 1.69, "A": 406.4, "B": 410.7}  # Hoffmann et al. 2022's fit
+
+
+def synthetic_pool(design: str, misspecified: float, noise: float, seed: int = 0):
+    """A pool with a known surface, for developing advise (never the published pools). `design` "isoflop":
+    9 compute levels 1e17..1e21 FLOPs, 9 model sizes each from N_opt / 8 to 8 N_opt of the true surface;
+    "grid": 9 x 9 model sizes 2e7..2e9 times token counts 1e9..1e11 (the cheapest runs then all have small
+    N and small D, as in a models-x-tokens sweep). Log-normal noise `noise`. The true surface is
+    Chinchilla's (TRUTH) with its N exponent drifting with scale, alpha(N) = alpha + misspecified *
+    log10(N / 1e8): a bend the law cannot follow, so fits to small runs extrapolate N_opt wrongly."""
+    rng = np.random.default_rng(1000 + seed)
+    if design == "isoflop":
+        n_list, d_list = [], []
+        for c in np.geomspace(1e17, 1e21, 9):
+            n_opt = allocate(TRUTH, c, K)["N_opt"]
+            for n in n_opt * np.geomspace(1 / 8, 8, 9):
+                n_list.append(n)
+                d_list.append(c / (K * n))
+        n, d = np.array(n_list), np.array(d_list)
+    else:
+        n, d = (v.ravel() for v in np.meshgrid(np.geomspace(2e7, 2e9, 9), np.geomspace(1e9, 1e11, 9)))
+    a = TRUTH["alpha"] + misspecified * np.log10(n / 1e8)
+    y = TRUTH["E"] + TRUTH["A"] * n**-a + TRUTH["B"] * d ** -TRUTH["beta"]
+    return n, d, y * np.exp(noise * rng.standard_normal(len(n)))
+
+
+SYNTHETIC = {  # name: (design, misspecification, noise)
+    "synthetic_isoflop": ("isoflop", 0.03, 0.01),
+    "synthetic_grid": ("grid", 0.03, 0.02),
+}
 
 
 def _table(n: np.ndarray, d: np.ndarray, y: np.ndarray, names: np.ndarray) -> Table:
@@ -128,7 +161,7 @@ def _grid_next(pool, taken: list[int], left: list[int]) -> int:
 
 
 def trajectory(pool, strategy: str, start: list[int], c_star: float, ref_n: float, seed: int, steps: int,
-               boot: int) -> list[dict]:
+               boot: int, options: dict | None = None) -> list[dict]:
     n, d, _ = pool
     cost = K * n * d
     cap = cost.sum() * SPEND
@@ -153,17 +186,11 @@ def trajectory(pool, strategy: str, start: list[int], c_star: float, ref_n: floa
             pick = _grid_next(pool, taken, left)
         else:
             cands = _table(n[left], d[left], np.ones(len(left)), np.array([str(i) for i in left]))
-            try:
-                a = advise(fitted.fit, fitted.boot.samples, fitted.boot.factor(), sel, cands,
-                           Request(f"n_opt@{c_star:g}", 1, flops_per_param_sample=K))
-                chosen = a["chosen"]
-            except ValueError:  # too few finite draws to score: counted, and the cheapest run taken
-                chosen = []
-            if chosen:
-                pick = int(chosen[0]["run"])
-            else:  # no candidate informative beyond the draws' noise (or no draws): the cheapest, counted
-                pick = min(left, key=lambda i: cost[i])
-                out[-1]["fallback_cheapest"] = True
+            a = advise(fitted.fit, fitted.boot.samples, fitted.boot.factor(), sel, cands,
+                       Request(f"n_opt@{c_star:g}", 1, flops_per_param_sample=K, **(options or {})))
+            pick = int(a["chosen"][0]["run"])
+            if a["chosen"][0]["basis"] == "space-filling":  # the draws could not rank the candidates: counted
+                out[-1]["fallback_space_filling"] = True
         taken.append(pick)
         spent += cost[pick]
     return out
@@ -203,7 +230,7 @@ def summarise(runs: dict[str, list[list[dict]]], total: float) -> dict:
     out["target_half_compute_met"] = bool(need is not None and need <= finals["random"] / 2)
     every = [t for traj in runs["advise"] for t in traj if "covers" in t]
     out["coverage_90_advise_every_step"] = float(np.mean([t["covers"] for t in every]))
-    out["advise_fallbacks"] = sum(1 for traj in runs["advise"] for t in traj if t.get("fallback_cheapest"))
+    out["advise_fallbacks"] = sum(1 for traj in runs["advise"] for t in traj if t.get("fallback_space_filling"))
     return out
 
 
@@ -275,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--steps", type=int, default=12, help="at most this many runs added per strategy")
     p.add_argument("--bootstrap", type=int, default=40)
+    p.add_argument("--strategies", default=",".join(STRATEGIES), help="a subset, e.g. advise,random")
+    p.add_argument("--kappa", type=float, default=None, help="advise's cost exponent (default: the package's)")
     p.add_argument("--skip-speed", action="store_true", help="leave out the timing of the command")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "advise_replay_cpu.json")
     args = p.parse_args(argv)
@@ -298,12 +327,13 @@ def main(argv: list[str] | None = None) -> int:
             full = fit(LAW, FitData({"N": n, "D": d}, pool[2], np.array([f"r{i}" for i in range(len(n))])), warn=False)
         ref_n = _n_opt(full.values, c_star)
         cheap = np.argsort(cost)[: max(START * 2, len(n) // 4)]
-        runs: dict[str, list] = {s: [] for s in STRATEGIES}
+        runs: dict[str, list] = {s: [] for s in args.strategies.split(",")}
         t0 = time.perf_counter()
         for rep in range(args.repeats):
             start = [int(i) for i in np.random.default_rng(rep).choice(cheap, START, replace=False)]
-            for s in STRATEGIES:
-                runs[s].append(trajectory(pool, s, start, c_star, ref_n, rep, args.steps, args.bootstrap))
+            for s in runs:
+                runs[s].append(trajectory(pool, s, start, c_star, ref_n, rep, args.steps, args.bootstrap,
+                                          {} if args.kappa is None else {"kappa": args.kappa}))
             print(f"\r{name}: repeat {rep + 1}/{args.repeats} ({time.perf_counter() - t0:.0f} s)", end="", flush=True)
         print()
         summaries[name] = summarise(runs, float(cost.sum()))

@@ -15,6 +15,7 @@ from scaling.laws.problem import Fit
 from scaling.laws.results import Selection
 from scaling.laws.table import DataError, Table
 
+MIN_DRAWS = 10  # fewer usable draws than this cannot rank candidates: the space-filling fallback picks
 NUMERIC = ("params", "samples", "flops", "total_flops", "gpu_hours", "seed")
 
 
@@ -30,6 +31,7 @@ class Request:
     group_by: list[str] | None = None
     flops_per_param_sample: float | None = None
     level: float = 0.9
+    target: str = "decision"  # or "region": V-optimal on the decision's target region where it has one
     extra: dict = field(default_factory=dict)  # copied into ADVICE.json (inputs, fit source)
 
 
@@ -112,28 +114,38 @@ def advise(fit: Fit, draws: np.ndarray, widen: float, sel: Selection, cands: Tab
     for gi in np.unique(group):
         sel_c = group == gi
         F[:, sel_c] = np.log(predict_draws(fit, draws, {k: v[sel_c] for k, v in X.items()}, int(gi)))
-    ok = score.usable_draws(g_all, F)
-    if ok.sum() < 10:
-        raise DataError(f"only {int(ok.sum())} bootstrap draws give a finite decision and predictions; "
-                        f"add runs or --bootstrap draws, or check that {req.decision} lies where the law is defined")
+    region = dec.region(draws) if dec.region is not None and req.target == "region" else None
+    ok = score.usable_draws(g_all, F, region)
     noise = np.zeros(len(fit.layout.groups))
     for gi in range(len(fit.layout.groups)):
         r = log_residuals(fit, sel.data, gi)
         noise[gi] = float(np.mean(r * r)) if len(r) else 0.0
-    ranking = score.greedy(g_all[ok], F[ok], noise[group], cost, req.k, req.budget, req.kappa, widen**2)
-    value = dec.g(fit.values)
-    now = _log_interval(value, g_all[ok], req.level, widen)
     stake = dec.stake if req.stake is None else req.stake
+    value = dec.g(fit.values)
+    if ok.sum() >= MIN_DRAWS:
+        ranking = score.greedy(score.finite_scores(g_all[ok]), F[ok], noise[group], cost, req.k, req.budget,
+                               req.kappa, widen**2, None if region is None else region[ok])
+        now = _log_interval(value, g_all[ok], req.level, widen)
+    else:  # too few draws to rank by: the space-filling fallback below, nothing scored
+        ranking = score.Ranking(float("nan"), np.zeros(len(cost)), np.zeros(len(cost)), [])
+        now = {"value": float(value), "lo": float("nan"), "hi": float("nan")}
     voi = np.array([score.waste(stake, dec.weight, r) for r in ranking.reduction])
+    explore = []
+    if not ranking.picks:
+        runs = np.column_stack([np.log(sel.data.X[r]) for r in fit.law.inputs])
+        explore = score.space_filling(runs, np.column_stack([np.log(X[r]) for r in fit.law.inputs]), cost,
+                                      req.k, req.budget)
     extra = {}
     for name, f in dec.extra.items():
         with np.errstate(all="ignore"):
             extra[name] = _log_interval(f(fit.values), np.log([f(t) for t in draws[ok]]), req.level, widen)
-    chosen = []
+    chosen = [{**_row(cands, j), "flops": float(cost[j]), "basis": "space-filling", "score": None,
+               "variance_reduction": None, "lo": None, "hi": None, "value_of_information_flops": None,
+               "worth_cost": None} for j in explore]
     for p in ranking.picks:
         lo, hi = score.expected_interval(value, now["lo"], now["hi"], ranking.var_now, p.var_after)
         v = score.waste(stake, dec.weight, p.reduction)
-        chosen.append({**_row(cands, p.index), "flops": float(cost[p.index]), "score": p.score,
+        chosen.append({**_row(cands, p.index), "flops": float(cost[p.index]), "basis": "variance", "score": p.score,
                        "variance_reduction": p.reduction, "lo": lo, "hi": hi, "value_of_information_flops": v,
                        "worth_cost": bool(v > cost[p.index]) if np.isfinite(v) else None})
     ranked = []
@@ -156,18 +168,24 @@ def advise(fit: Fit, draws: np.ndarray, widen: float, sel: Selection, cands: Tab
         "cost": {"column": req.cost_column, "exponent": req.kappa, "budget": req.budget},
         "chosen": chosen,
         "ranked": ranked,
-        "stop": verdict(stake, dec.weight, ranking, voi, cost, chosen),
+        "stop": verdict(stake, dec.weight, ranking, voi, cost, chosen, int(ok.sum())),
         "skipped_already_trained": done,
         **req.extra,
     }
 
 
 def verdict(stake: float | None, weight: float, ranking: score.Ranking, voi: np.ndarray, cost: np.ndarray,
-            chosen: list[dict]) -> dict:
-    """Stop when no candidate's value of information exceeds its cost (derivation: score.py)."""
+            chosen: list[dict], usable: int) -> dict:
+    """Stop when no candidate's value of information exceeds its cost (derivation: score.py); "explore" when
+    the draws cannot rank the candidates and the picks are space-filling (score.space_filling)."""
     waste_now = score.waste(stake, weight, ranking.var_now)
     base = {"stake_flops": stake, "waste_weight": weight, "expected_waste_flops_now": waste_now,
             "derivation": "scaling/advise/score.py: waste = stake * w * Var(log decision) / 2"}
+    if chosen and all(c["basis"] == "space-filling" for c in chosen):
+        why = (f"only {usable} bootstrap draws give a decision and finite predictions" if usable < MIN_DRAWS
+               else "no candidate is expected to narrow the decision beyond the noise of the bootstrap draws")
+        return {**base, "verdict": "explore", "reason": f"{why} (a near-degenerate fit): the chosen runs extend "
+                "the design where it is thinnest (space-filling in the law's log inputs); refit and ask again"}
     if not np.isfinite(waste_now):
         return {**base, "verdict": "unknown", "reason": "the compute at stake is unknown for this decision: pass "
                 "--stake FLOPS (the compute that acting on it commits) for a stop verdict"}

@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, help="cap on the total cost (FLOPs) of the picked runs")
     p.add_argument("--cost-column", default="flops", help="candidate column with each run's cost (default flops)")
     p.add_argument("--cost-exponent", type=float, default=1.0, help="rank by reduction / cost^kappa (default 1)")
+    p.add_argument("--target", choices=["decision", "region"], default="decision",
+                   help="what the picks narrow: the decision itself (default), or for n_opt@C the loss predicted "
+                   "on C's iso-compute line from N_opt / 4 to 4 N_opt (V-optimal on a target region, Li et al. "
+                   "2026); see scaling/advise/score.py")
     p.add_argument("--stake", type=float, help="FLOPs that acting on the decision commits, for the stop verdict "
                    "(default: C for n_opt, the point's compute for predict, the new recipe's at Y for multiplier; "
                    "derivation in scaling/advise/score.py)")
@@ -138,7 +142,7 @@ def _advise(args: argparse.Namespace) -> int:
     if compare is not None and len(compare) != 2:
         raise DataError(f"--compare {args.compare!r}: give BASE,NEW, e.g. --compare wsp,mae_wsp")
     req = Request(args.decision, args.k, args.budget, args.cost_column, args.cost_exponent, args.stake, compare,
-                  group_by, args.flops_per_param_sample, args.level,
+                  group_by, args.flops_per_param_sample, args.level, args.target,
                   {"inputs": {"results": args.results, "candidates": args.candidates}, "source": source})
     advice = advise(fit, draws, widen, sel, cands, req)
     specs = []

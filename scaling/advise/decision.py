@@ -23,6 +23,8 @@ from scaling.laws.problem import Fit
 from scaling.laws.results import COMPUTE_COLUMNS, Selection
 from scaling.laws.table import DataError
 
+# n_opt's target region: the iso-compute line at C, from a quarter to four times the fitted N_opt
+REGION_SPAN = 4.0 ** np.linspace(-1.0, 1.0, 5)
 FORMS = "n_opt@C (e.g. n_opt@1e22), predict@COL=V[,COL=V] (e.g. predict@params=6.4e9,samples=5e9), multiplier@Y"
 
 
@@ -36,6 +38,8 @@ class Decision:
     stake: float | None  # FLOPs the decision commits (None: unknown, give --stake)
     detail: dict  # what the decision is about, for ADVICE.json (C, the point, recipes)
     extra: dict[str, Callable[[np.ndarray], float]]  # reported beside it (D_opt for n_opt)
+    # draws [B, p] -> [B, T] log predictions in the decision's target region (None: the decision itself)
+    region: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def _number(text: str, what: str) -> float:
@@ -62,13 +66,13 @@ def parse(
     if not at or kind not in ("n_opt", "predict", "multiplier") or not rest:
         raise DataError(f"--decision {spec!r}: unknown decision; use one of {FORMS}")
     if kind == "n_opt":
-        return _n_opt(spec, fit, _number(rest, "compute C"), k)
+        return _n_opt(spec, fit, sel, _number(rest, "compute C"), k)
     if kind == "predict":
         return _predict(spec, fit, sel, group_by, k, rest)
     return _multiplier(spec, fit, sel, _number(rest, "metric value Y"), compare)
 
 
-def _n_opt(spec: str, fit: Fit, c: float, k: float | None) -> Decision:
+def _n_opt(spec: str, fit: Fit, sel: Selection, c: float, k: float | None) -> Decision:
     if fit.law.name != "chinchilla":
         raise DataError(f"--decision {spec}: n_opt needs --law chinchilla (a law in N and D), not {fit.law.name}")
     if len(fit.layout.groups) > 1:
@@ -82,8 +86,17 @@ def _n_opt(spec: str, fit: Fit, c: float, k: float | None) -> Decision:
         return lambda t: allocate(dict(zip(fit.law.params, t)), c, k)[key]
 
     p = fit.params()
+    center = part("N_opt")(fit.values)
+    if not (np.isfinite(center) and center > 0):  # a degenerate fit: the runs' shape N / D, scaled to C
+        center = float(np.sqrt(c / k * np.median(sel.data.X["N"] / sel.data.X["D"])))
+    line = {"N": center * REGION_SPAN, "D": c / (k * center * REGION_SPAN)}
+
+    def region(draws: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.log(np.stack([fit.law.predict(line, t) for t in draws]))
+
     return Decision(spec, "n_opt", "N_opt", part("N_opt"), p["alpha"] + p["beta"], c,
-                    {"compute": c, "flops_per_param_sample": k}, {"D_opt": part("D_opt")})
+                    {"compute": c, "flops_per_param_sample": k}, {"D_opt": part("D_opt")}, region)
 
 
 def _point(

@@ -23,6 +23,22 @@ rank-one update Sigma <- Sigma - Sigma[:, j] Sigma[j, :] / (Sigma_jj + s_j^2) ap
 and Var(g) only (a column of Sigma over the candidates is built from the draws when it is needed), so no
 refit runs inside the loop and the cost is O(B M) per pick.
 
+Near-degenerate fits. With few cheap runs a draw can put the decision at a limit (log N_opt = +-inf where
+the draw's A or B is 0). Such draws are results, not failures: intervals keep them (laws.bootstrap.interval,
+an infinite bound when more than (1 - level) / 2 of the draws are there), and the score uses g's normal
+scores (finite_scores: ranks keep the order of the infinite draws) so they still say which candidate
+predicts where N_opt runs off. When fewer than 10 draws are usable, or no candidate's covariance exceeds
+the draws' noise, the picks are space-filling (maximin in the law's log inputs, `space_filling`) and the
+verdict is "explore": cheapest-first, the former fallback, adds runs beside the ones that left the fit
+degenerate.
+
+What was tried and not made the default (benchmarks/bench_advise.py, synthetic pools only, 6 paired
+repeats; the numbers are in benchmarks/results/README.md): a cost exponent kappa = 0.5 (Li et al. 2026 use
+0.4), V-optimal picks on a target region (`target`: for n_opt@C the loss on C's iso-compute line from
+N_opt / 4 to 4 N_opt, `--target region`), and ranking by net value of information minus cost. None lowered
+the final N_opt error against the full-pool fit on a models x tokens grid pool with a misspecified surface;
+the errors from 8 to 16 runs spread so widely between repeats that 6 repeats could not separate them.
+
 Value of information, in FLOPs. Acting on a decision with a log error delta wastes compute. For N_opt at
 budget C under L(N, D) = E + A N^-alpha + B D^-beta with C = k N D: along the iso-compute line, in
 n = log N, L(n) = E + A e^(-alpha n) + B (C / (k e^n))^(-beta), whose second derivative at the optimum is
@@ -54,7 +70,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import norm, rankdata
 
 
 @dataclass
@@ -73,9 +89,24 @@ class Ranking:
     picks: list[Pick]
 
 
-def usable_draws(g: np.ndarray, F: np.ndarray) -> np.ndarray:
-    """Rows (draws) where the decision and every candidate's prediction are finite."""
-    return np.isfinite(g) & np.isfinite(F).all(axis=1)
+def usable_draws(g: np.ndarray, F: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
+    """Rows (draws) where every candidate's prediction (and the target region's) is finite and the decision
+    has a value: finite, or infinite on a near-degenerate draw (log N_opt = +-inf where A or B is 0), which
+    finite_scores ranks; only NaN (no value) is left out."""
+    ok = ~np.isnan(g) & np.isfinite(F).all(axis=1)
+    return ok if target is None else ok & np.isfinite(target).all(axis=1)
+
+
+def finite_scores(g: np.ndarray) -> np.ndarray:
+    """g itself where every draw is finite; else its normal scores (Phi^-1 of the mid-ranks / B, which keeps
+    the order of the +-inf draws of a near-degenerate fit) in units of the finite draws' robust sd
+    (IQR / 1.349), so variances stay comparable with Var(log g)."""
+    if np.isfinite(g).all():
+        return g
+    ranks = rankdata(g) / (len(g) + 1)
+    fin = g[np.isfinite(g)]
+    sd = (np.subtract(*np.percentile(fin, [75, 25])) / 1.349) if len(fin) >= 4 else 1.0
+    return norm.ppf(ranks) * (sd if sd > 0 else 1.0)
 
 
 def greedy(
@@ -87,37 +118,48 @@ def greedy(
     budget: float | None = None,
     kappa: float = 1.0,
     inflate: float = 1.0,
+    target: np.ndarray | None = None,
 ) -> Ranking:
-    """Pick up to `k` candidates greedily by variance reduction of g per cost^kappa.
+    """Pick up to `k` candidates greedily by variance reduction per cost^kappa.
 
     g [B] log decision per draw; F [B, M] log prediction per draw and candidate; noise_var [M] s^2 in log
     units; cost [M] FLOPs; `budget` caps the total cost of the picks; `inflate` scales every draw covariance
-    (the t / z widening of the reported intervals, squared)."""
+    (the t / z widening of the reported intervals, squared). `target` [B, T]: log predictions in a target
+    region (see decision.Decision.region); given, the picks reduce the summed variance of those (V-optimal
+    on the region, Li et al. 2026) and g's reduction is carried along for the intervals and the value of
+    information; None: the picks reduce Var(g) itself."""
     B, M = F.shape
-    gc = g - g.mean()
-    Fc = F - F.mean(axis=0)
     scale = inflate / max(B - 1, 1)
-    cov_gf = (gc @ Fc) * scale  # [M]
+    Fc = F - F.mean(axis=0)
     var_f = np.einsum("bm,bm->m", Fc, Fc) * scale
-    var_g = float(gc @ gc) * scale
-    var_now = var_g
+    # rows of Y: g first, then the target region's points; what is scored is rows `drive`
+    Y = g[:, None] if target is None else np.column_stack([g, target])
+    Yc = Y - Y.mean(axis=0)
+    cov_yf = (Yc.T @ Fc) * scale  # [1 + T, M]
+    var_y = np.einsum("bt,bt->t", Yc, Yc) * scale
+    drive = slice(0, 1) if target is None else slice(1, None)
+    var_now = float(var_y[0])
     per_cost = np.maximum(cost, 1e-300) ** kappa
     z = float(norm.ppf(1 - 0.05 / (2 * M)))  # the noise M candidates' covariances show (module docstring)
 
     def reduction() -> np.ndarray:
-        se = np.sqrt(np.maximum(var_g * var_f + cov_gf**2, 0.0) / max(B - 1, 1))
-        return np.maximum(np.abs(cov_gf) - z * se, 0.0) ** 2 / (var_f + noise_var)
+        """[1 + T, M]: each row's expected variance reduction per candidate, beyond the draws' noise."""
+        se = np.sqrt(np.maximum(var_y[:, None] * var_f[None, :] + cov_yf**2, 0.0) / max(B - 1, 1))
+        return np.maximum(np.abs(cov_yf) - z * se, 0.0) ** 2 / (var_f + noise_var)
 
     first = reduction()
-    score0 = first / per_cost
-    var_reported = var_g  # Var(log g) after the picks, lowered by the (noise-discounted) reductions
+    def value(red: np.ndarray) -> np.ndarray:
+        return red[drive].sum(axis=0) / per_cost
+
+    score0 = value(first)
+    var_reported = var_now  # Var(log g) after the picks, lowered by the (noise-discounted) reductions
     left = float("inf") if budget is None else float(budget)
     taken = np.zeros(M, dtype=bool)
     updates: list[np.ndarray] = []  # u_t over candidates: Sigma_t = Sigma_0 - sum_t u_t u_t^T
     picks: list[Pick] = []
     for _ in range(k):
         red = reduction()
-        score = red / per_cost
+        score = value(red)
         score[taken | (cost > left)] = -np.inf
         j = int(np.argmax(score))
         if not score[j] > 0:  # nothing left that narrows g beyond the draws' noise: no pick is better than one
@@ -127,16 +169,16 @@ def greedy(
             col -= u * u[j]
         denom = var_f[j] + noise_var[j]
         u = col / np.sqrt(denom)
-        u_g = cov_gf[j] / np.sqrt(denom)
-        var_g -= u_g**2
-        cov_gf = cov_gf - u_g * u
+        u_y = cov_yf[:, j] / np.sqrt(denom)
+        var_y = var_y - u_y**2
+        cov_yf = cov_yf - u_y[:, None] * u[None, :]
         var_f = np.maximum(var_f - u * u, 0.0)
         updates.append(u)
         taken[j] = True
         left -= cost[j]
-        var_reported -= float(red[j])
-        picks.append(Pick(j, float(red[j]), max(var_reported, 0.0), float(score[j])))
-    return Ranking(var_now, first, score0, picks)
+        var_reported -= float(red[0, j])
+        picks.append(Pick(j, float(red[0, j]), max(var_reported, 0.0), float(score[j])))
+    return Ranking(var_now, first[0], score0, picks)
 
 
 def expected_interval(value: float, lo: float, hi: float, var_now: float, var_after: float) -> tuple[float, float]:
@@ -153,3 +195,33 @@ def waste(stake: float | None, weight: float, variance: float) -> float:
     if stake is None or not np.isfinite(weight):
         return float("nan")
     return float(stake * weight * variance / 2.0)
+
+
+def space_filling(
+    runs: np.ndarray, cands: np.ndarray, cost: np.ndarray, k: int, budget: float | None = None
+) -> list[int]:
+    """Up to `k` candidates picked greedily by maximin distance (each pick the candidate farthest from the
+    fitted runs and the earlier picks) in the law's log inputs, each standardised over runs and candidates.
+
+    The fallback when the bootstrap draws cannot rank the candidates (a near-degenerate fit whose draws
+    carry no usable covariance, or none beyond their noise). A model-free space-filling design is the
+    classical choice when the model cannot be trusted to say where information is: it extends the design
+    where it is thinnest, which is what identifies the exponents; cheapest-first adds runs beside the
+    cheap runs already there, which is what left the fit degenerate."""
+    both = np.vstack([runs, cands])
+    sd = both.std(axis=0)
+    z = (both - both.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    have, pool = list(z[: len(runs)]), z[len(runs) :]
+    left = float("inf") if budget is None else float(budget)
+    picks: list[int] = []
+    for _ in range(k):
+        dist = np.min(np.linalg.norm(pool[:, None, :] - np.array(have)[None, :, :], axis=2), axis=1)
+        dist[picks] = -np.inf
+        dist[cost > left] = -np.inf
+        j = int(np.argmax(dist))
+        if not np.isfinite(dist[j]):
+            break
+        picks.append(j)
+        have.append(pool[j])
+        left -= cost[j]
+    return picks

@@ -172,3 +172,29 @@ def test_bad_files_are_one_line_errors(study, tmp_path, capsys) -> None:
     code = main([str(other), "--law", "chinchilla", "--fit", str(study / "fit.json"), "--decision", "n_opt@1e21",
                  "--candidates", str(study / "candidates.csv"), "--out", str(tmp_path / "a.json")])
     assert code == 2 and "fitted to other data" in capsys.readouterr().err
+
+
+def test_degenerate_draws_still_rank_and_the_fallback_spreads_the_design() -> None:
+    # a near-degenerate fit: a third of the draws put log N_opt at +inf (B = 0); their order still informs
+    rng = np.random.default_rng(4)
+    F = rng.standard_normal((90, 3))
+    g = F[:, 0].copy()
+    g[g > np.quantile(g, 0.67)] = np.inf
+    assert np.isfinite(score.finite_scores(g)).all()
+    got = score.greedy(score.finite_scores(g), F, np.full(3, 0.01), np.ones(3), k=1)
+    assert got.picks and got.picks[0].index == 0  # the run that predicts where N_opt runs off
+    # no ranking possible: the space-filling pick is the far corner, not the cheap run beside the data
+    runs = np.log(np.array([[1e7, 1e9], [2e7, 1e9], [1e7, 2e9], [2e7, 2e9]]))
+    cands = np.log(np.array([[3e7, 1e9], [1e9, 1e11], [3e8, 1e10]]))
+    assert score.space_filling(runs, cands, np.array([1.0, 1e4, 1e2]), 2) == [1, 2]
+    assert score.space_filling(runs, cands, np.array([1.0, 1e4, 1e2]), 2, budget=200.0) == [2, 0]
+
+
+def test_an_interval_keeps_the_draws_at_a_limit() -> None:
+    from scaling.laws.bootstrap import interval
+
+    # 10% of the draws infinite: the 95% bound is infinite, not the spread of the finite draws alone
+    draws = np.concatenate([np.linspace(1.0, 2.0, 90), np.full(10, np.inf), [np.nan]])
+    iv = interval(1.5, draws, 0.9)
+    assert iv["hi"] == np.inf and 1.0 < iv["lo"] < 1.1
+    assert interval(1.5, draws[:90], 0.9)["hi"] < 2.0
