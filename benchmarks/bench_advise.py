@@ -11,13 +11,16 @@ Pools (../shared/data; every run is (N, D, loss), cost C = 6 N D):
 Decision: N_opt at C* = the pool's largest run compute, law chinchilla; the reference is the fit to the
 whole pool. Each repeat (paired seed) starts every strategy from the same START runs, drawn at random from
 the cheapest quarter of the pool, then adds one run per step, until STEPS runs or a spend of SPEND (10%) of
-the pool's compute: advise (k = 1, per FLOP, the package's Request; where no candidate is informative beyond
-the draws' noise it takes the cheapest run, counted as a fallback), random, cheapest-first, and a fixed grid
+the pool's compute: advise (k = 1, per FLOP, the package's Request; where its draws cannot rank the candidates
+it picks a space-filling run itself, counted as a fallback), random, cheapest-first, and a fixed grid
 (a model-free maximin design in standardised (log N, log D): each step the run farthest from those already
 in). After every step the law is refitted and we record the compute spent and |log(N_opt / N_opt_full)|;
 advise refits with a run-level bootstrap (BOOT draws) every step (it scores from them), the others at their
 last step; there we record the 90% interval's log width and whether it covers the full-pool N_opt.
 Results: benchmarks/results/advise_replay_cpu.json and advise_replay_cpu.png.
+
+Development pools (`--pools synthetic_isoflop,synthetic_grid`, SYNTHETIC): a known Chinchilla surface with a
+misspecification, where changes to advise are tried; the published pools are the evaluation, run as they are.
 
 Also timed here (a benchmark, not a test): the scoring step of `scaling advise` for 1,000 candidates x 1,000
 bootstrap draws, and the whole command with --fit reusing a FIT.json of 1,000 draws.
