@@ -131,7 +131,9 @@ def advise(fit: Fit, draws: np.ndarray, widen: float, sel: Selection, cands: Tab
         now = {"value": float(value), "lo": float("nan"), "hi": float("nan")}
     voi = np.array([score.waste(stake, dec.weight, r) for r in ranking.reduction])
     explore = []
-    if not ranking.picks:
+    # no ranked pick: explore, unless the decision is settled (its expected waste is below any run's cost)
+    settled = score.waste(stake, dec.weight, ranking.var_now) <= cost.min()
+    if not ranking.picks and not settled:
         runs = np.column_stack([np.log(sel.data.X[r]) for r in fit.law.inputs])
         explore = score.space_filling(runs, np.column_stack([np.log(X[r]) for r in fit.law.inputs]), cost,
                                       req.k, req.budget)
@@ -182,10 +184,11 @@ def verdict(stake: float | None, weight: float, ranking: score.Ranking, voi: np.
     base = {"stake_flops": stake, "waste_weight": weight, "expected_waste_flops_now": waste_now,
             "derivation": "scaling/advise/score.py: waste = stake * w * Var(log decision) / 2"}
     if chosen and all(c["basis"] == "space-filling" for c in chosen):
-        why = (f"only {usable} bootstrap draws give a decision and finite predictions" if usable < MIN_DRAWS
-               else "no candidate is expected to narrow the decision beyond the noise of the bootstrap draws")
-        return {**base, "verdict": "explore", "reason": f"{why} (a near-degenerate fit): the chosen runs extend "
-                "the design where it is thinnest (space-filling in the law's log inputs); refit and ask again"}
+        why = (f"only {usable} bootstrap draws give a decision and finite predictions (a near-degenerate fit)"
+               if usable < MIN_DRAWS else "no candidate is expected to narrow the decision beyond the noise of "
+               "the bootstrap draws, though the decision is not settled")
+        return {**base, "verdict": "explore", "reason": f"{why}: the chosen runs extend the design where it is "
+                "thinnest (space-filling in the law's log inputs); refit and ask again, or add --bootstrap draws"}
     if not np.isfinite(waste_now):
         return {**base, "verdict": "unknown", "reason": "the compute at stake is unknown for this decision: pass "
                 "--stake FLOPS (the compute that acting on it commits) for a stop verdict"}

@@ -28,9 +28,10 @@ the draw's A or B is 0). Such draws are results, not failures: intervals keep th
 an infinite bound when more than (1 - level) / 2 of the draws are there), and the score uses g's normal
 scores (finite_scores: ranks keep the order of the infinite draws) so they still say which candidate
 predicts where N_opt runs off. When fewer than 10 draws are usable, or no candidate's covariance exceeds
-the draws' noise, the picks are space-filling (maximin in the law's log inputs, `space_filling`) and the
-verdict is "explore": cheapest-first, the former fallback, adds runs beside the ones that left the fit
-degenerate.
+the draws' noise while the decision is not settled (its expected waste, below, exceeds the cheapest
+candidate's cost; a settled decision gets "stop"), the picks are space-filling (maximin in the law's log
+inputs, `space_filling`) and the verdict is "explore": cheapest-first, the former fallback, adds runs
+beside the ones that left the fit degenerate.
 
 What was tried and not made the default (benchmarks/bench_advise.py, synthetic pools only, 6 paired
 repeats; the numbers are in benchmarks/results/README.md): a cost exponent kappa = 0.5 (Li et al. 2026 use
