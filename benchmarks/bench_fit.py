@@ -237,7 +237,7 @@ def coverage_runs_section(draws: int, boots: int, noise: float, laws: list[str])
         law = get_law(name)
         out[name] = {}
         for n in RUN_COUNTS:
-            if name in ("chinchilla", "saturating", "power", "power_offset") and n < len(law.params) + 1:
+            if name in ("chinchilla", "saturating", "power", "power_offset", "m4") and n < len(law.params) + 1:
                 out[name][str(n)] = {"refused": f"{n} runs for {len(law.params)} parameters"}
                 continue
             t0 = time.perf_counter()

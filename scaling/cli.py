@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "results": ("scaling.laws.cli", "collect run directories into a results table (results collect)"),
     "fit": ("scaling.laws.cli", "fit a scaling law to a results table, with bootstrap intervals"),
     "plot": ("scaling.laws.cli", "draw compute-vs-accuracy and scaling-law figures"),
+    "advise": ("scaling.advise.cli", "which runs to train next: the ones that narrow a decision most per FLOP"),
     "plan": ("scaling.plan.cli", "what a run costs: memory per GPU per policy, largest micro batch, GPU-hours"),
     "demo": ("scaling.demo.cli", "the whole pipeline on bundled real images, ending in a report (--quick: 2-3 min)"),
     "sweep": ("scaling.sweep.cli", "a scaling study: configs, job scripts, sweep.csv; sweep status / submit / run"),

@@ -102,13 +102,24 @@ def percentile_band(draws: np.ndarray, level: float, expand: float = 1.0, axis: 
 
 def interval(value: float, draws: np.ndarray, level: float, expand: float = 1.0) -> dict[str, float]:
     """{"value", "lo", "hi"}: the full-data estimate and percentile bounds of the bootstrap draws, widened
-    `expand` times about the draws' median (1: plain percentile interval)."""
+    `expand` times about the draws' median (1: plain percentile interval).
+
+    A NaN draw is a replicate without a result (a failed refit, a value undefined there) and is left out.
+    An infinite draw is a result: a near-degenerate fit whose replicate puts the value at a limit (N_opt
+    is infinite where a draw's data term B is 0). It stays in the ranking, so when more than (1 - level) / 2
+    of the draws are infinite the bound on that side is infinite: dropping them would report the spread of
+    the well-behaved replicates only, an interval too narrow exactly when the fit is least determined."""
     draws = np.asarray(draws, dtype=float)
-    ok = draws[np.isfinite(draws)]
-    if len(ok) < 2:
+    ok = draws[~np.isnan(draws)]
+    if np.isfinite(ok).sum() < 2:
         return {"value": float(value), "lo": float("nan"), "hi": float("nan")}
-    lo, hi = percentile_band(ok, level, expand)
-    return {"value": float(value), "lo": float(lo), "hi": float(hi)}
+    # quantiles interpolate: stand-ins for +-inf keep them ordered and finite, mapped back below
+    lo, hi = percentile_band(np.clip(ok, -_HUGE, _HUGE), level, expand)
+    lo, hi = (float(v) if abs(v) < _HUGE * 1e-10 else math.copysign(math.inf, v) for v in (lo, hi))
+    return {"value": float(value), "lo": lo, "hi": hi}
+
+
+_HUGE = 1e300
 
 
 def p_short(n_runs: int, k: int) -> float:

@@ -6,6 +6,7 @@ main(argv) takes the command name first (the top-level dispatcher passes it), th
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import sys
 import warnings
@@ -17,6 +18,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from scaling.laws.auto import CANDIDATES, CURVE_CANDIDATES
 from scaling.laws.backtest import parse_holdout
 from scaling.laws.convergence import DECAY, read_run_curves, table_curves
 from scaling.laws.frontier import FRONTIERS
@@ -111,7 +113,15 @@ def _parser(command: str) -> argparse.ArgumentParser:
             "backtest it, and derive decisions; writes FIT.json.",
         )
         p.add_argument("inputs", nargs="+", help="a results/curves CSV, or run directories")
-        p.add_argument("--law", required=True, choices=sorted(LAWS))
+        p.add_argument(
+            "--law",
+            required=True,
+            choices=[*sorted(LAWS), "auto"],
+            help=f"auto: the law that extrapolates best in a rolling-origin backtest on the fitted runs, among "
+            f"{', '.join(CANDIDATES)} on a results table, {', '.join(CURVE_CANDIDATES)} on training curves (run "
+            "directories with --fit-fraction or --x step, or a CSV with step and lr columns); "
+            "FIT.json's 'auto' says which won and why",
+        )
         p.add_argument(
             "--x",
             help="input column(s), comma-separated, one per law input (default: the --compute column; "
@@ -219,6 +229,24 @@ def _load_curves(inputs: list[str], y: str | None, where: list[str] | None = Non
     return read_run_curves(inputs)
 
 
+def _reads_curves(args: argparse.Namespace, law) -> bool:
+    """Whether `scaling fit` reads its inputs as training curves (one point per logged step) rather than a
+    results table (one row per run x metric): always for the convergence laws; for auto and the one-input
+    laws when --fit-fraction is given, --x is step, or --x is not given and the one CSV has step and lr
+    columns (what `scaling results curves` writes)."""
+    if law != "auto" and "S1" in law.inputs:
+        return True
+    if law != "auto" and law.inputs != ("x",):
+        return False
+    if args.fit_fraction is not None or args.x == "step":
+        return True
+    if args.x is None and len(args.inputs) == 1 and Path(args.inputs[0]).is_file():
+        with open(args.inputs[0], newline="") as fh:
+            header = next(csv.reader(fh), [])
+        return {"step", "lr"} <= set(header)
+    return False
+
+
 def _group_by(text: str | None) -> list[str] | None:
     return [c.strip() for c in text.split(",") if c.strip()] if text else None
 
@@ -287,7 +315,7 @@ def _fit(args: argparse.Namespace) -> int:
     from scaling.laws.report import format_report, write_fit
     from scaling.laws.results import select, y_kind_of
 
-    law = get_law(args.law)
+    law = args.law if args.law == "auto" else get_law(args.law)
     compare = tuple(args.compare.split(",")) if args.compare else None
     if compare is not None and len(compare) != 2:
         raise DataError(f"--compare {args.compare!r}: give BASE,NEW, e.g. --compare wsp,mae_wsp")
@@ -309,7 +337,7 @@ def _fit(args: argparse.Namespace) -> int:
     )
     if not 0 < args.level < 1:
         raise DataError(f"--level {args.level}: give a coverage between 0 and 1, e.g. 0.9")
-    if "S1" in law.inputs:
+    if _reads_curves(args, law):
         if args.holdout_where:
             raise DataError("--holdout-where marks rows of a results table; for curves use --fit-fraction")
         y = args.y or "loss"
@@ -318,11 +346,21 @@ def _fit(args: argparse.Namespace) -> int:
         outcome = fit_curves(law, curves, opt, args.group_by, args.decay, y, kind, args.anneal_delay)
     else:
         if opt.fit_fraction is not None:
-            raise DataError("--fit-fraction backtests training curves; use --law convergence")
+            raise DataError(
+                f"--fit-fraction backtests training curves, which law {law.name} does not fit; use --law "
+                f"auto, convergence or a one-input law ({', '.join(CANDIDATES)})"
+            )
         group_by = _group_by(args.group_by) or (["recipe"] if compare else None)
         table = _load_table(args.inputs, compute=args.compute)
-        x = (args.x or _default_x(law.inputs, table, args.compute)).split(",")
-        sel = select(table, law, x, args.y or "loss", args.where, group_by, args.y_kind)
+        inputs = ("x",) if law == "auto" else law.inputs
+        x = (args.x or _default_x(inputs, table, args.compute)).split(",")
+        if law == "auto" and len(x) != 1:
+            raise DataError(
+                f"--law auto chooses among one-input laws ({', '.join(CANDIDATES)}) but --x gave "
+                f"{len(x)} columns ({','.join(x)}); give one column, or use --law chinchilla for params,samples"
+            )
+        sel = select(table, get_law("power") if law == "auto" else law, x, args.y or "loss", args.where, group_by,
+                     args.y_kind)
         outcome = fit_table(law, sel, opt)
         outcome.report.update({"where": args.where, "group_by": group_by, "compute": _compute_of(x)})
     outcome.report["inputs"] = [str(i) for i in args.inputs]

@@ -107,8 +107,9 @@ def curve_points(
     group_by: str | None = None,
     anneal_delay: float | None = None,
 ) -> FitData:
-    """Every evaluated point of every curve as one FitData for the convergence laws; `group_by` "run"
-    gives every run its own parameters, "recipe" every curve group (Curve.group), None one shared set."""
+    """Every evaluated point of every curve as one FitData: inputs S1, S2 (the schedule's areas) and N for
+    the convergence laws, x (the step) for the one-input laws; `group_by` "run" gives every run its own
+    parameters, "recipe" every curve group (Curve.group), None one shared set."""
     if group_by not in (None, "run", "recipe"):
         raise DataError(f"--group-by {group_by!r}: curves can be grouped by run or recipe")
     X: dict[str, list] = {k: [] for k in law_inputs}
@@ -117,7 +118,7 @@ def curve_points(
         _check_curve(c, need_params="N" in law_inputs)
         s1, s2 = annealing_areas(c.lr, curve_decay(c, decay, anneal_delay))
         i = c.step.astype(int) - 1
-        parts = {"S1": s1[i], "S2": s2[i], "N": np.full(len(i), c.params)}
+        parts = {"x": c.step.astype(float), "S1": s1[i], "S2": s2[i], "N": np.full(len(i), c.params)}
         for k in law_inputs:
             X[k].append(parts[k])
         y.append(c.loss)

@@ -73,4 +73,18 @@ def params_table(fit: Fit, boot: Bootstrap | None, level: float) -> dict[str, di
         # widened intervals stop at the parameter's bounds (an exponent's search limit, a floor's 0)
         iv["lo"], iv["hi"] = float(np.clip(iv["lo"], lo, hi)), float(np.clip(iv["hi"], lo, hi))
         out[name] = iv
+    if fit.law.reported is not None:  # the published form's parameters (M4's eps_0, beta), with intervals
+        groups = fit.layout.groups
+        for g, gname in enumerate(groups):
+            suffix = f"[{gname}]" if len(groups) > 1 else ""
+
+            def of(theta: np.ndarray, g: int = g) -> dict[str, float]:
+                return fit.law.reported(dict(zip(fit.law.params, fit.layout.group_theta(theta, g))))
+
+            value = of(fit.values)
+            draws = [of(t) if np.all(np.isfinite(t)) else None for t in (boot.samples if boot is not None else [])]
+            factor = boot.factor(fit.layout.index[g]) if boot is not None else 1.0
+            for key, v in value.items():
+                d = np.array([np.nan if r is None else r[key] for r in draws])
+                out[key + suffix] = interval(v, d, level, factor)
     return out

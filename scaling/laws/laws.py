@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scaling.laws import m4
+
 Arrays = Mapping[str, np.ndarray]
 
 
@@ -35,6 +37,8 @@ class Law:
     # x at which the law reaches y (1-D laws only), used for compute multipliers; nan where unreachable.
     inverse: Callable[[Mapping[str, float], np.ndarray], np.ndarray] | None = None
     description: str = ""
+    # parameters of the published form that are functions of the fitted ones (M4's eps_0 and beta)
+    reported: Callable[[Mapping[str, float]], dict[str, float]] | None = None
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -239,6 +243,22 @@ LAWS: dict[str, Law] = {
             grid=lambda X: {"alpha": np.geomspace(0.01, 4.0, 40), "beta": _EXPONENT_GRID[::2]},
             log_inputs=("S1", "N"),
             description="training curves across model sizes N (Tissue et al. 2024, model-size extension)",
+        ),
+        Law(
+            name="m4",
+            formula="(L - eps_inf) / (eps_0 - L)^alpha = beta x^c, L solved per point; eps_0 = eps_inf + span",
+            inputs=("x",),
+            nonlinear=("c", "alpha", "log_x0"),
+            linear=("eps_inf", "span"),
+            basis=m4.basis,
+            basis_grad=m4.basis_grad,
+            bounds={"c": (-5.0, 0.0), "alpha": (0.0, 10.0), "log_x0": (-230.0, 230.0)},
+            grid=m4.grid,
+            log_inputs=("x",),
+            inverse=m4.inverse,
+            description="error falling from eps_0 to eps_inf with a sigmoid-like transition in log x "
+            "(Alabdulmohsin et al. 2022, M4)",
+            reported=m4.reported,
         ),
     ]
 }

@@ -13,7 +13,7 @@ import numpy as np
 import scipy
 
 from scaling import __version__
-from scaling.laws import backtest
+from scaling.laws import auto, backtest
 from scaling.laws.bootstrap import Bootstrap, run_bootstrap
 from scaling.laws.convergence import DECAY, Curve, curve_points
 from scaling.laws.decisions import (
@@ -25,7 +25,7 @@ from scaling.laws.decisions import (
 )
 from scaling.laws.fit import at_bound, fit
 from scaling.laws.frontier import frontier
-from scaling.laws.laws import Law
+from scaling.laws.laws import Law, get_law
 from scaling.laws.problem import Fit, FitData
 from scaling.laws.results import Selection, apply_where
 from scaling.laws.table import DataError
@@ -80,16 +80,25 @@ def _held_where(sel: Selection, where: list[str]) -> np.ndarray:
     return held
 
 
-def fit_table(law: Law, sel: Selection, opt: FitOptions) -> Outcome:
+def fit_table(law: Law | str, sel: Selection, opt: FitOptions) -> Outcome:
+    """`law` is a Law, or "auto": chosen by a rolling-origin backtest on the fitted runs (auto.py), after
+    the held-out runs are split off, so their values never influence the choice (their x, like --predict's,
+    tells auto where the fit will be used)."""
     data = sel.data
     if opt.holdout and opt.holdout_where:
         raise DataError("give --holdout (the largest runs) or --holdout-where (marked rows), not both")
-    held = backtest.split_largest(data, sel.size, opt.holdout, len(law.params) + 1) | _held_where(
-        sel, opt.holdout_where
-    )
+    min_points = 2 if law == auto.AUTO else len(law.params) + 1
+    held = backtest.split_largest(data, sel.size, opt.holdout, min_points) | _held_where(sel, opt.holdout_where)
     train = data.subset(~held)
     select = _frontier_select(opt.frontier, opt.bins_per_decade) if opt.frontier != "none" else None
     fit_data = train.subset(select(train)) if select else train
+    choice = None
+    if law == auto.AUTO:
+        # where the fit will be used: --predict, and the held-out runs' x (their inputs, never their values)
+        where = np.concatenate([np.array(opt.predict, dtype=float), data.X["x"][held]])
+        horizon = {"x": where} if len(where) else None
+        choice = auto.choose(fit_data, fit_data.X["x"], auto.CANDIDATES, opt.share, horizon)
+        law = get_law(choice.law)
     _check_runs(law, fit_data, opt.share, bool(select))
     result = fit(law, fit_data, opt.share)
     boot = run_bootstrap(result, train, opt.bootstrap, opt.seed, select, opt.level) if opt.bootstrap else None
@@ -111,6 +120,8 @@ def fit_table(law: Law, sel: Selection, opt: FitOptions) -> Outcome:
         }
     )
     report["holdout_summary"] = backtest.summarise(report["holdout"])
+    if choice is not None:
+        report["auto"] = choice.report()
     return Outcome(result, boot, report)
 
 
@@ -129,7 +140,7 @@ def _check_runs(law: Law, data: FitData, share: tuple[str, ...], frontier: bool)
 
 
 def fit_curves(
-    law: Law,
+    law: Law | str,
     curves: list[Curve],
     opt: FitOptions,
     group_by: str | None = None,
@@ -138,7 +149,14 @@ def fit_curves(
     y_kind: str = "loss",
     anneal_delay: float | None = None,
 ) -> Outcome:
-    if "N" not in law.inputs:
+    """`law` is a Law (a convergence law, or a one-input law in x = step), or "auto": chosen among
+    auto.CURVE_CANDIDATES (the one-input laws and the schedule-aware convergence law) by a rolling-origin
+    backtest in step on the fitted part of the curves, after --fit-fraction / --holdout split the rest off;
+    it is told the inputs (steps, lr areas; never the values) of the held-out points, where it will predict."""
+    candidates = auto.CURVE_CANDIDATES if law == auto.AUTO else None
+    laws = [get_law(n) for n in candidates] if candidates else [law]
+    inputs = tuple(dict.fromkeys(i for c in laws for i in c.inputs))
+    if "N" not in inputs:
         label = {"run": lambda c: c.run, "recipe": lambda c: c.group or "all", None: lambda c: "all"}[group_by]
         sizes: dict[str, set] = {}
         for c in curves:
@@ -146,11 +164,12 @@ def fit_curves(
                 sizes.setdefault(label(c), set()).add(c.params)
         mixed = [g for g, s in sizes.items() if len(s) > 1]
         if mixed:
+            name = "auto's candidates have" if candidates else f"law {law.name} has"
             raise DataError(
-                f"group {mixed[0]!r} spans {len(sizes[mixed[0]])} model sizes but law {law.name} has no size "
+                f"group {mixed[0]!r} spans {len(sizes[mixed[0]])} model sizes but {name} no size "
                 f"term; use --law convergence_size, --group-by run|recipe, or --where to keep one model"
             )
-    data = curve_points(curves, law.inputs, decay, group_by, anneal_delay)
+    data = curve_points(curves, inputs, decay, group_by, anneal_delay)
     step = np.concatenate([c.step for c in curves]).astype(float)
     if group_by == "run" and opt.holdout and opt.fit_fraction is None:
         raise DataError(
@@ -160,15 +179,21 @@ def fit_curves(
     size = np.concatenate(
         [np.full(len(c.step), (c.params if np.isfinite(c.params) else 1.0) * c.step[-1]) for c in curves]
     )
+    min_points = 2 if candidates else len(law.params) + 1
     if opt.fit_fraction is not None:
         # The end of every curve, or with --holdout K only of the K largest runs: short complete runs
         # plus the early part of the long ones predict where the long ones end.
         held = backtest.split_early(data, step, opt.fit_fraction)
         if opt.holdout:
-            held &= backtest.split_largest(data, size, opt.holdout, len(law.params) + 1)
+            held &= backtest.split_largest(data, size, opt.holdout, min_points)
     else:
-        held = backtest.split_largest(data, size, opt.holdout, len(law.params) + 1)
+        held = backtest.split_largest(data, size, opt.holdout, min_points)
     train = data.subset(~held)
+    choice = None
+    if candidates:
+        horizon = {k: v[held] for k, v in data.X.items()} if held.any() else None
+        choice = auto.choose(train, train.X["x"], candidates, opt.share, horizon)
+        law = get_law(choice.law)
     result = fit(law, train, opt.share)
     boot = run_bootstrap(result, train, opt.bootstrap, opt.seed, level=opt.level) if opt.bootstrap else None
     report = _report(law, result, boot, opt, train, {})
@@ -190,6 +215,8 @@ def fit_curves(
         }
     )
     report["holdout_summary"] = backtest.summarise(report["holdout"])
+    if choice is not None:
+        report["auto"] = choice.report()
     return Outcome(result, boot, report)
 
 

@@ -205,7 +205,8 @@ def curves_figure(
     anneal_delay: float | None = None,
     widen: float = 1.0,
 ) -> plt.Figure:
-    """Loss (or error) against samples seen (steps where samples are unknown), with the convergence fit."""
+    """Loss (or error) against samples seen (steps where samples are unknown), with the curve fit (a
+    convergence law in the schedule's areas, or a one-input law in the step)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for i, c in enumerate(curves):
         color = PALETTE[i % len(PALETTE)]
@@ -219,7 +220,7 @@ def curves_figure(
         s1, s2 = annealing_areas(c.lr, curve_decay(c, decay, anneal_delay))
         # From the first logged step on: before it (warmup) S1 is tiny and the law is not meant to hold.
         steps = np.unique(np.geomspace(c.step[0], len(c.lr), 200).astype(int))
-        X = {"S1": s1[steps - 1], "S2": s2[steps - 1], "N": np.full(len(steps), c.params)}
+        X = {"x": steps.astype(float), "S1": s1[steps - 1], "S2": s2[steps - 1], "N": np.full(len(steps), c.params)}
         X = {k: v for k, v in X.items() if k in fit.law.inputs}
         # samples per step is the batch size: constant, so the planned schedule maps to samples linearly
         xs = steps * (x[-1] / c.step[-1]) if use_samples else steps.astype(float)

@@ -75,6 +75,10 @@ def format_report(report: dict) -> str:
     ]
     if report.get("compute"):
         lines.append(f"compute axis: {report['compute']}")
+    if report.get("auto"):
+        scores = report["auto"]["backtest_log_rmse"]
+        lines.append(f"--law auto: {report['auto']['why']}")
+        lines.append("  backtest log-RMSE: " + ", ".join(f"{k} {_fmt(v)}" for k, v in scores.items()))
     for b in report.get("at_bound") or []:
         lines.append(
             f"AT BOUND: {b['param']} = {b['value']:.4g} sits on its {b['side']} bound {b['bound']:g}; the data "

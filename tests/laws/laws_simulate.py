@@ -15,6 +15,8 @@ TRUTH: dict[str, dict[str, float]] = {
     "power_offset": {"b": -0.25, "a": 2.0, "c": 0.1},
     "convergence": {"alpha": 0.45, "L0": 2.5, "A": 0.5, "C": 0.4},
     "convergence_size": {"alpha": 0.45, "beta": 0.3, "L0": 2.0, "A": 0.5, "C": 0.4, "B": 30.0},
+    # an error rate from 0.9 (eps_0) to 0.15 (eps_inf), its transition's middle at x0 = 1e4
+    "m4": {"c": -0.6, "alpha": 1.2, "log_x0": float(np.log(1e4)), "eps_inf": 0.15, "span": 0.75},
 }
 
 
@@ -36,7 +38,7 @@ def inputs(law_name: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
         X = {"N": N.ravel(), "D": D.ravel()}
     elif law_name in ("saturating", "power"):
         X = {"x": np.geomspace(1e18, 1e23, 24)}
-    elif law_name == "power_offset":
+    elif law_name in ("power_offset", "m4"):
         X = {"x": np.geomspace(1e2, 1e7, 24)}
     else:
         sizes = [1e7, 1e8, 1e9, 1e10] if law_name == "convergence_size" else [1e8]
@@ -65,7 +67,7 @@ def few_runs_inputs(law_name: str, n: int) -> tuple[dict[str, np.ndarray], np.nd
         X = {"N": np.geomspace(1e7, 1e10, n), "D": np.geomspace(1e9, 1e12, n)[perm]}
     elif law_name in ("saturating", "power"):
         X = {"x": np.geomspace(1e18, 1e23, n)}
-    elif law_name == "power_offset":
+    elif law_name in ("power_offset", "m4"):
         X = {"x": np.geomspace(1e2, 1e7, n)}
     else:
         curves = []

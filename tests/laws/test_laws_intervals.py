@@ -113,7 +113,7 @@ def test_six_run_intervals_cover_the_truth() -> None:
 @pytest.mark.parametrize("n_runs", RUN_COUNTS)
 def test_interval_coverage_with_few_runs(name: str, n_runs: int) -> None:
     law = get_law(name)
-    if name in ("chinchilla", "saturating", "power", "power_offset") and n_runs < len(law.params) + 1:
+    if name in ("chinchilla", "saturating", "power", "power_offset", "m4") and n_runs < len(law.params) + 1:
         pytest.skip(f"{n_runs} runs cannot fit {len(law.params)} parameters (refused)")
     got = interval_coverage(name, n_runs, draws=30, boots=30, noise=0.02, seed=5)
     assert got["draws_under_90pct_of_bootstrap"] == 0

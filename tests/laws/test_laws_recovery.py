@@ -14,6 +14,9 @@ from scaling.laws.laws import LAWS, get_law
 # Exponents and floors are well determined; prefactors trade off against exponents (that is the ill-
 # conditioning Czech et al. describe), so their tolerance is wider.
 TOLERANCE = {"alpha": 0.05, "beta": 0.06, "b": 0.05, "E": 0.03, "L0": 0.03, "c": 0.03, "C": 0.15, "d": 0.1}
+# M4's alpha shapes the bend towards eps_0 and trades off against c and x0 (tests/laws/test_laws_m4.py
+# checks every parameter to 0.1% on noiseless curves)
+TOLERANCE_BY_LAW = {"m4": {"alpha": 0.1, "c": 0.05}}
 
 
 @pytest.mark.parametrize("name", sorted(LAWS))
@@ -23,7 +26,8 @@ def test_fit_recovers_known_parameters(name: str) -> None:
     assert result.converged
     for p, true in TRUTH[name].items():
         got = result.params()[p]
-        assert got == pytest.approx(true, rel=TOLERANCE.get(p, 0.25)), f"{name}.{p}: {got} vs truth {true}"
+        tol = TOLERANCE_BY_LAW.get(name, {}).get(p, TOLERANCE.get(p, 0.25))
+        assert got == pytest.approx(true, rel=tol), f"{name}.{p}: {got} vs truth {true}"
 
 
 def _coverage(name: str, draws: int, boots: int, noise: float, seed: int) -> dict[str, float]:
