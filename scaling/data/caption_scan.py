@@ -85,6 +85,8 @@ def _local_members(path: str) -> Iterator[tuple[bytes, bytes, bytes | None]]:
                 continue  # no extension, or webdataset's __meta__ members (the reader's rule)
             ext = name[dot + 1 :].lower()
             yield name[:dot], ext, mm[data : data + member_size] if ext in CAPTION_EXTS else None
+        if off != size:  # tar blocks are whole: the file was cut inside a header or a member's padding
+            raise ShardError(f"the file ends inside a tar block (byte {size})")
     finally:
         mm.close()
 

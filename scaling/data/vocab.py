@@ -111,7 +111,7 @@ def load_vocab(path: str) -> CaptionVocab:
 
 
 def write_vocab(path: str, terms: list[tuple[str, int, int]], options: TermOptions, **info: Any) -> dict[str, Any]:
-    """Write the file atomically (a temporary name, then a rename); returns what was written."""
+    """Write the file atomically (a temporary name, then a rename); returns its header (all but the terms)."""
     names = [t for t, _, _ in terms]
     data = {
         "format": FORMAT,

@@ -204,7 +204,7 @@ def _check_out(out: str, overwrite: bool) -> None:
 
 
 def build_vocab(source: str, out: str, opts: VocabOptions, progress: bool = True) -> dict[str, Any]:
-    """Count, pick the top terms, write `out`; returns the written record (without its term list)."""
+    """Count, pick the top terms, write `out`; returns the file's header (all but the term list) and `top`."""
     _check_out(out, opts.overwrite)
     if opts.terms.synsets:
         Normalizer(opts.terms)  # fails now, not in a worker, when no WordNet is installed
@@ -241,6 +241,5 @@ def build_vocab(source: str, out: str, opts: VocabOptions, progress: bool = True
                 "prunes": sketch.prunes, "error_bound": round(sketch.error_bound, 3)},
         seconds=round(time.perf_counter() - start, 2), created_by="scaling data vocab",
     )
-    record.pop("terms")
     record["top"] = [t for t, _, _ in terms[:10]]
     return record
