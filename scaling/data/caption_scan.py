@@ -17,8 +17,7 @@ from scaling.data.captions import caption_of
 from scaling.data.reader import _META_RE, _sample_members
 from scaling.data.shards import is_local, local_path
 
-CAPTION_EXTS = (b"txt", b"json")
-_REGULAR = (b"0", b"\0", b"7")
+_REGULAR = (48, 0, 55)  # b"0", b"\0", b"7": regular files
 
 
 class ShardError(Exception):
@@ -47,76 +46,82 @@ def _pax_path(data: bytes) -> bytes | None:
     return None
 
 
-def _local_members(path: str) -> Iterator[tuple[bytes, bytes, bytes | None]]:
-    """(key, ext, payload or None) per regular member; payloads only for caption fields."""
+def _local_samples(path: str) -> Iterator[dict[str, bytes]]:
+    """The caption fields ({"txt": ..., "json": ...}, maybe empty) of each sample, in tar order."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             return
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
-        off, long_name = 0, None
+        off, long_name, key, fields = 0, None, None, {}
         while off + 512 <= size:
-            header = off
-            if mm[header] == 0:  # end-of-archive blocks
-                return
-            member_size = _octal(mm[header + 124 : header + 136])
-            kind = mm[header + 156 : header + 157]
-            data = header + 512
-            off = data + (member_size + 511) // 512 * 512
+            header = mm[off : off + 512]
+            if header[0] == 0:  # end-of-archive blocks
+                off = size
+                break
+            try:
+                member_size = int(header[124:135], 8)  # 11 octal digits, the usual form
+            except ValueError:
+                member_size = _octal(header[124:136])
+            kind = header[156]
+            data = off + 512
+            off = data + ((member_size + 511) & ~511)
             if data + member_size > size:
-                raise ShardError(f"member at byte {header} runs past the end of the file")
-            if kind in (b"L", b"x"):  # the next member's name: GNU long name, or pax record
+                raise ShardError(f"member at byte {data - 512} runs past the end of the file")
+            if kind == 76 or kind == 120:  # b"L", b"x": the next member's name (GNU long name, pax record)
                 payload = mm[data : data + member_size]
-                long_name = payload.rstrip(b"\0") if kind == b"L" else _pax_path(payload)
+                long_name = payload.rstrip(b"\0") if kind == 76 else _pax_path(payload)
                 continue
             name, long_name = long_name, None
             if kind not in _REGULAR:
                 continue
             if name is None:
-                name = mm[header : header + 100].split(b"\0", 1)[0]
-                if mm[header + 257 : header + 262] == b"ustar":
-                    prefix = mm[header + 345 : header + 500].split(b"\0", 1)[0]
-                    if prefix:
-                        name = prefix + b"/" + name
-            slash = name.rfind(b"/") + 1
-            dot = name.find(b".", slash)
+                end = header.find(0, 0, 100)
+                name = header[: end if end >= 0 else 100]
+                if header[345] and header[257:262] == b"ustar":
+                    name = header[345:500].split(b"\0", 1)[0] + b"/" + name
+            dot = name.find(b".", name.rfind(b"/") + 1)
             if dot < 0 or (name[:2] == b"__" and _META_RE.match(name.decode("utf-8", "replace"))):
                 continue  # no extension, or webdataset's __meta__ members (the reader's rule)
+            k = name[:dot]
+            if k != key:
+                if key is not None:
+                    yield fields
+                key, fields = k, {}
             ext = name[dot + 1 :].lower()
-            yield name[:dot], ext, mm[data : data + member_size] if ext in CAPTION_EXTS else None
+            if ext == b"txt" or ext == b"json":
+                fields[ext.decode()] = mm[data : data + member_size]
+        if key is not None:
+            yield fields
         if off != size:  # tar blocks are whole: the file was cut inside a header or a member's padding
             raise ShardError(f"the file ends inside a tar block (byte {size})")
     finally:
         mm.close()
 
 
-def _stream_members(url: str) -> Iterator[tuple[bytes, bytes, bytes | None]]:
+def _stream_samples(url: str) -> Iterator[dict[str, bytes]]:
     import webdataset as wds
 
+    key, fields = None, {}
     with wds.gopen(url, "rb") as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member, key, ext in _sample_members(tar):
-            payload = None
+        for member, k, ext in _sample_members(tar):
+            if k != key:
+                if key is not None:
+                    yield fields
+                key, fields = k, {}
             if ext in ("txt", "json"):
-                payload = tar.extractfile(member).read()  # type: ignore[union-attr]
-            yield key.encode(), ext.encode(), payload
+                fields[ext] = tar.extractfile(member).read()  # type: ignore[union-attr]
+    if key is not None:
+        yield fields
 
 
 def shard_captions(url: str) -> Iterator[str | None]:
     """Each sample's caption in tar order (None: the sample has none). Raises ShardError when the shard
     cannot be opened, or is damaged partway (after yielding what came before)."""
     try:
-        members = _local_members(local_path(url)) if is_local(url) else _stream_members(url)
-        key: bytes | None = None
-        fields: dict[str, bytes] = {}
-        for k, ext, payload in members:
-            if k != key:
-                if key is not None:
-                    yield caption_of(fields)
-                key, fields = k, {}
-            if payload is not None:
-                fields[ext.decode()] = payload
-        if key is not None:
+        samples = _local_samples(local_path(url)) if is_local(url) else _stream_samples(url)
+        for fields in samples:
             yield caption_of(fields)
     except (OSError, ValueError, tarfile.TarError, EOFError) as e:
         raise ShardError(str(e)) from e

@@ -39,6 +39,7 @@ BENCH_EXAMPLE = """example:
   scaling data bench 'shards/{000000..000003}.tar' --workers 1 --json
       images/s per worker of the real pipeline and of a plain webdataset + PIL + torchvision
       reference, timed in alternating rounds; `ratio` is ours / reference
+  scaling data bench img2dataset_out/ --stage wsp --caption-vocab vocab.json   # with caption labels
 """
 
 
@@ -122,6 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--images", type=int, default=512, help="images timed per round and pipeline")
     b.add_argument("--rounds", type=int, default=3)
     b.add_argument("--interpolation", default="bilinear", choices=["bilinear", "bicubic"])
+    b.add_argument("--caption-vocab", metavar="VOCAB.json",
+                   help="label samples from their captions (data.caption_vocab; stages wsp and finetune)")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     b.add_argument("--out", help="also write the JSON record to this file")
     return p
@@ -208,7 +211,7 @@ def _bench(a: argparse.Namespace) -> int:
         workers=a.workers,
         images=a.images,
         rounds=a.rounds,
-        cfg=DataConfig(interpolation=a.interpolation),
+        cfg=DataConfig(interpolation=a.interpolation, caption_vocab=a.caption_vocab),
     )
     text = json.dumps(result, indent=1)
     if a.out:

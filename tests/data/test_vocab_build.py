@@ -113,3 +113,24 @@ def test_an_existing_file_needs_overwrite(tmp_path, capsys):
     assert (tmp_path / "vocab.json").read_text() == "precious"
     code, vocab = _vocab(tmp_path, "--overwrite")
     assert code == 0 and vocab["terms"]
+
+
+@pytest.mark.parametrize("fmt", ["gnu", "pax", "ustar"])
+def test_the_header_walk_reads_long_names_as_tarfile_does(tmp_path, fmt):
+    """Member names over 100 bytes: GNU long-name members, pax path records, ustar prefixes."""
+    import io
+    import tarfile
+
+    from scaling.data.caption_scan import shard_captions
+
+    formats = {"gnu": tarfile.GNU_FORMAT, "pax": tarfile.PAX_FORMAT, "ustar": tarfile.USTAR_FORMAT}
+    folder = "deep/" + "/".join(["d" * 40] * 3)  # 126 bytes of folders: past the 100-byte name field
+    path = tmp_path / "long.tar"
+    with tarfile.open(path, "w", format=formats[fmt]) as tar:
+        for i, caption in enumerate(["first dress", "", "third boots", None]):
+            for ext, data in (("jpg", b"\xff\xd8x\xff\xd9"), ("txt", None if caption is None else caption.encode())):
+                if data is not None:
+                    info = tarfile.TarInfo(f"{folder}/sample{i}.{ext}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    assert list(shard_captions(str(path))) == ["first dress", "", "third boots", None]
