@@ -97,6 +97,12 @@ def load_vocab(path: str) -> CaptionVocab:
     if bad != "" or len(set(terms)) != len(terms):
         what = f"a term that is not a word ({bad!r})" if bad != "" else "a term twice"
         raise ConfigError(f"data.caption_vocab {path!r} is malformed ({what}): {rebuild}.")
+    if options.synsets:
+        from scaling.data.wordnet import wordnet_version
+
+        if str(data.get("wordnet")) != wordnet_version():
+            raise ConfigError(f"data.caption_vocab {path!r} maps words to WordNet {data.get('wordnet')} synsets and "
+                              f"this machine has WordNet {wordnet_version()}: {rebuild}.")
     vocab = CaptionVocab(terms, options, path)
     if not options.synsets:  # terms must be what the recorded options make of them
         normalizer = vocab.normalizer
@@ -113,6 +119,10 @@ def load_vocab(path: str) -> CaptionVocab:
 def write_vocab(path: str, terms: list[tuple[str, int, int]], options: TermOptions, **info: Any) -> dict[str, Any]:
     """Write the file atomically (a temporary name, then a rename); returns its header (all but the terms)."""
     names = [t for t, _, _ in terms]
+    if options.synsets:
+        from scaling.data.wordnet import wordnet_version
+
+        info = {"wordnet": wordnet_version(), **info}
     data = {
         "format": FORMAT,
         "normalizer": NORMALIZER,

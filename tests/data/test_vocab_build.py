@@ -80,6 +80,16 @@ def test_a_dead_shard_and_a_cut_one_are_counted_not_fatal(tmp_path):
     assert 21 < vocab["samples"] < 42
 
 
+def _has_wordnet() -> bool:
+    from scaling.config import ConfigError
+    from scaling.data.wordnet import wordnet_version
+
+    try:
+        return bool(wordnet_version())
+    except ConfigError:
+        return False
+
+
 def _error(tmp_path: Path, capsys, *args: str, source: str | None = None) -> str:
     before = sorted(tmp_path.rglob("*"))
     code, _ = _vocab(tmp_path, *args, source=source)
@@ -94,6 +104,8 @@ def test_bad_inputs_are_one_line_errors_before_anything_is_written(tmp_path, cap
     assert "--size 0: must be an integer >= 1" in _error(tmp_path, capsys, "--size", "0")
     assert "--min-count -1" in _error(tmp_path, capsys, "--min-count", "-1")
     assert "--workers 0" in _error(tmp_path, capsys, "--workers", "0")
+    if not _has_wordnet():
+        assert "--synsets needs a WordNet" in _error(tmp_path, capsys, "--synsets")
     assert "none of its" in _error(tmp_path, capsys, source=str(tmp_path / "nowhere/{0..3}.tar"))
     (tmp_path / "vocab.json").mkdir()
     assert "is a folder" in _error(tmp_path, capsys)
