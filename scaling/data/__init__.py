@@ -10,7 +10,9 @@
 Files, in the order data flows: shards.py (what to read) -> assignment.py (who reads what) -> lane.py (one
 worker's stream: shuffle blocks, resume, bad-data substitution) -> reader.py (tar members -> samples) ->
 decode.py + transforms.py (crop-aware JPEG decode) -> batch.py -> loader.py (workers, state, stats).
-writer.py, cli.py and bench.py are the `scaling data` commands.
+writer.py (with shuffle.py), vocab_build.py (with caption_scan.py and sketch.py), cli.py and bench.py are the
+`scaling data` commands; captions.py (the caption normaliser) and vocab.py (the vocabulary file) serve both
+`scaling data vocab` and the reader's labels from captions (data.caption_vocab).
 """
 
 from scaling.data.config import DataConfig
