@@ -130,6 +130,7 @@ def memory_child(n: int) -> dict:
 
     opts = VocabOptions()
     normalizer, sketch, captions = Normalizer(TermOptions()), TermSketch(opts.capacity), Captions(1)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the interpreter, numpy, torch (imports)
     start, done = time.perf_counter(), 0
     while done < n:
         distinct: list = []
@@ -142,7 +143,9 @@ def memory_child(n: int) -> dict:
             occurrences.extend(terms)
         sketch.add(distinct, occurrences)
         done += 10_000
-    return {"captions": n, "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"captions": n, "peak_rss_mib": round(peak, 1), "rss_after_imports_mib": round(base, 1),
+            "counting_mib": round(peak - base, 1),
             "seconds": round(time.perf_counter() - start, 1), "sketch_terms": len(sketch.df),
             "prunes": sketch.prunes, "error_bound": round(sketch.error_bound, 2), "capacity": opts.capacity}
 
@@ -153,7 +156,8 @@ def memory(sizes: list[int]) -> list[dict]:
         proc = subprocess.run([sys.executable, __file__, "--memory-child", str(n)], capture_output=True, text=True,
                               check=True)
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        print(f"memory: {n:,} captions -> peak RSS {rows[-1]['peak_rss_mib']} MiB "
+        print(f"memory: {n:,} captions -> peak RSS {rows[-1]['peak_rss_mib']} MiB, counting "
+              f"{rows[-1]['counting_mib']} MiB "
               f"({rows[-1]['prunes']} prunes, error bound {rows[-1]['error_bound']})", flush=True)
     return rows
 
