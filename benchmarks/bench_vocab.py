@@ -137,9 +137,7 @@ def memory_child(n: int) -> dict:
         occurrences: list = []
         for text in captions.batch(min(10_000, n - done)):
             terms = normalizer.term_list(text)
-            unique = dict.fromkeys(terms)
-            unique.pop(None, None)
-            distinct.extend(unique)
+            distinct.extend(dict.fromkeys(terms))
             occurrences.extend(terms)
         sketch.add(distinct, occurrences)
         done += 10_000

@@ -18,13 +18,14 @@ import json
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
+from itertools import chain
 from typing import Any
 
 from scaling.config import ConfigError
 
 NORMALIZER = "scaling.captions/1"
 CAPTION_KEYS = ("caption", "text")  # img2dataset's KEY.json fields that hold the caption
-MEMO_LIMIT = 1 << 18  # token -> term cache entries before the cache is emptied (about 30 MB at most)
+MEMO_LIMIT = 1 << 18  # piece -> terms cache entries before the cache is emptied (about 40 MB at most)
 
 # NLTK's English stop-word list, plus the same contractions without their apostrophe and URL pieces.
 STOP_WORDS = frozenset(
@@ -40,7 +41,6 @@ STOP_WORDS = frozenset(
     youre youve youll youd shes thats theyre theyve theyll ive im id ill lets http https www com
     """.split()
 )
-_URL = re.compile(r"https?://\S+|www\.\S+")
 # A hashtag, or a word: letters/digits joined by inner hyphens or apostrophes (underscores split words).
 _TOKEN = re.compile(r"#[^\W_]\w*|[^\W_]+(?:['\-][^\W_]+)*")
 _NO_PLURAL = ("ss", "us", "is")  # glass, bus, iris: an s that is not a plural
@@ -95,8 +95,10 @@ def singular(word: str) -> str:
 
 
 class Normalizer:
-    """terms(text) -> distinct terms in order of first appearance. Token -> term results are cached (the
-    words of captions follow Zipf's law, so the cache answers almost every token)."""
+    """terms(text) -> distinct terms in order of first appearance. A caption is split at white space and each
+    piece's terms are cached (`dress,` -> ("dress",); `t-shirt/top` -> ("t-shirt", "top")): the words of
+    captions follow Zipf's law, so the cache answers almost every piece and a caption of known words costs a
+    few C loops, no Python per word."""
 
     def __init__(self, options: TermOptions | None = None) -> None:
         self.options = options or TermOptions()
@@ -106,7 +108,7 @@ class Normalizer:
             from scaling.data.wordnet import noun_synsets
 
             self._synsets = noun_synsets()
-        self._memo: dict[str, str | None] = {}
+        self._memo: dict[str, tuple[str, ...]] = {}
 
     def _term(self, token: str) -> str | None:
         if token[0] == "#":
@@ -124,29 +126,32 @@ class Normalizer:
             return None
         return word
 
-    def term_list(self, text: str) -> list[str | None]:
-        """The term of every token of `text`, None for dropped tokens (stop-words, numbers...), repeats kept."""
-        if not text.isascii():
-            text = unicodedata.normalize("NFKC", text).replace("\u2019", "'")
-        text = text.casefold()
-        if "://" in text or "www." in text:
-            text = _URL.sub(" ", text)
-        tokens = _TOKEN.findall(text)
+    def _piece(self, piece: str) -> tuple[str, ...]:
+        """The terms of one white-space-free piece of a (case-folded) caption; a URL has none."""
+        if "://" in piece or piece.startswith("www."):
+            return ()
+        terms = (self._term(t) for t in _TOKEN.findall(piece.replace("_", " ")))
+        return tuple(t for t in terms if t is not None)
+
+    def term_list(self, text: str) -> list[str]:
+        """Every term of `text` in order, repeats kept (stop-words, numbers, URLs... dropped)."""
+        if text.isascii():
+            pieces = text.lower().split()
+        else:
+            pieces = unicodedata.normalize("NFKC", text).replace("\u2019", "'").casefold().split()
         memo = self._memo
-        new = set(tokens).difference(memo)  # C loops: a caption of known words costs no Python per token
+        new = set(pieces).difference(memo)
         if new:
             if len(memo) + len(new) > MEMO_LIMIT:
                 memo.clear()
-                new = set(tokens)
-            for token in new:
-                memo[token] = self._term(token)
-        return list(map(memo.__getitem__, tokens))
+                new = set(pieces)
+            for piece in new:
+                memo[piece] = self._piece(piece)
+        return list(chain.from_iterable(map(memo.__getitem__, pieces)))
 
     def terms(self, text: str) -> list[str]:
         """The distinct terms of `text`, in order of first appearance."""
-        out = dict.fromkeys(self.term_list(text))
-        out.pop(None, None)
-        return list(out)  # type: ignore[arg-type]
+        return list(dict.fromkeys(self.term_list(text)))
 
 
 def caption_of(fields: dict[str, bytes]) -> str | None:

@@ -38,12 +38,11 @@ class TermSketch:
         self.total = 0  # N: document-frequency increments seen
         self.prunes = 0
 
-    def add(self, distinct: list[str], occurrences: list[str | None]) -> None:
+    def add(self, distinct: list[str], occurrences: list[str]) -> None:
         """Count a batch of captions: `distinct` holds each caption's distinct terms, back to back;
-        `occurrences` every token's term (None for dropped tokens, which are not counted)."""
+        `occurrences` all their terms, repeats included."""
         _count_elements(self.df, distinct)
         _count_elements(self.count, occurrences)
-        self.count.pop(None, None)  # type: ignore[call-overload]
         self.total += len(distinct)
         if len(self.df) > 2 * self.capacity:
             self.prune()

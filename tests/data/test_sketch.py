@@ -22,7 +22,7 @@ def _feed(sketch: TermSketch, captions: list[list[str]], batch: int = 500) -> in
     for i in range(0, len(captions), batch):
         part = captions[i : i + batch]
         flat = [t for c in part for t in c]
-        sketch.add(flat, flat + [None])
+        sketch.add(flat, flat)
         most = max(most, len(sketch.df))
     return most
 
@@ -37,7 +37,7 @@ def test_exact_below_capacity():
     _feed(sketch, captions)
     truth = _truth(captions)
     assert sketch.prunes == 0 and sketch.error_bound == 0
-    assert dict(sketch.df) == dict(truth) and dict(sketch.count) == dict(truth)  # None is not counted
+    assert dict(sketch.df) == dict(truth) and dict(sketch.count) == dict(truth)
     top = sketch.top(5)
     assert [t for t, _, _ in top] == sorted(truth, key=lambda t: (-truth[t], t))[:5]
 
