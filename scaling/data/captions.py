@@ -83,6 +83,10 @@ class TermOptions:
             ) from e
 
 
+def _has_letter(word: str) -> bool:
+    return word.isalpha() or any(c.isalpha() for c in word)
+
+
 def singular(word: str) -> str:
     """The light plural rule: berries -> berry, dresses -> dress, boots -> boot; glass, bus, iris stay."""
     if len(word) <= 3 or not word.endswith("s") or word.endswith(_NO_PLURAL):
@@ -113,21 +117,24 @@ class Normalizer:
     def _term(self, token: str) -> str | None:
         if token[0] == "#":
             return token if self.options.hashtags and len(token) > 1 else None
-        if token.endswith("'s"):
-            token = token[:-2]
-        token = token.replace("'", "")
+        if "'" in token:
+            token = token[:-2] if token.endswith("'s") else token
+            token = token.replace("'", "")
         if token in self._stop:
             return None
         if self._synsets is not None:
             return self._synsets(token) if len(token) >= self.options.min_length else None
         # The checks run on the result too, so a term is its own term (vocab.py checks files with that).
         word = singular(token) if self.options.plurals else token
-        if word in self._stop or len(word) < self.options.min_length or not any(c.isalpha() for c in word):
+        if word in self._stop or len(word) < self.options.min_length or not _has_letter(word):
             return None
         return word
 
     def _piece(self, piece: str) -> tuple[str, ...]:
         """The terms of one white-space-free piece of a (case-folded) caption; a URL has none."""
+        if piece.isalpha():  # a plain word, the common case: no tokenising
+            term = self._term(piece)
+            return () if term is None else (term,)
         if "://" in piece or piece.startswith("www."):
             return ()
         terms = (self._term(t) for t in _TOKEN.findall(piece.replace("_", " ")))
