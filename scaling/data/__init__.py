@@ -15,8 +15,20 @@ writer.py (with shuffle.py), vocab_build.py (with caption_scan.py and sketch.py)
 `scaling data vocab` and the reader's labels from captions (data.caption_vocab).
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from scaling.data.config import DataConfig
-from scaling.data.loader import TrainLoader, build_train_loader
-from scaling.data.transforms import normalize_images
 
 __all__ = ["DataConfig", "TrainLoader", "build_train_loader", "normalize_images"]
+# Imported on first use (PEP 562): the shard tools (`scaling data vocab`, `inspect`) never load torch.
+_LAZY = {"TrainLoader": "scaling.data.loader", "build_train_loader": "scaling.data.loader",
+         "normalize_images": "scaling.data.transforms"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'scaling.data' has no attribute {name!r}")
