@@ -28,7 +28,7 @@ from scaling.data.skips import KINDS, SkipCounter
 from scaling.data.source import Source, open_source
 from scaling.data.synthetic import SyntheticImages
 from scaling.data.transforms import soft_targets, stage_crop
-from scaling.data.vocab import CaptionVocab
+from scaling.data.vocab import record_vocab
 
 log = logging.getLogger("scaling.data")
 STATE_FORMAT = "scaling.data.loader/1"
@@ -336,24 +336,6 @@ def _sum_skips(parts: Any) -> dict[str, int]:
     return total
 
 
-def _record_vocab(cfg: DataConfig, vocab: CaptionVocab, num_classes: int) -> None:
-    """Check the caption vocabulary against the config, then record its hash in the config (config.yaml and the
-    resume check read it there: a resume with another vocabulary changes data.caption_vocab_hash)."""
-    if cfg.caption_vocab_hash and cfg.caption_vocab_hash != vocab.sha256:
-        raise ConfigError(
-            f"data.caption_vocab {vocab.path!r} has hash {vocab.sha256} but the config records "
-            f"data.caption_vocab_hash={cfg.caption_vocab_hash} (another vocabulary): point data.caption_vocab at "
-            "that one, or drop data.caption_vocab_hash to train a new run with this one."
-        )
-    if num_classes < len(vocab):
-        raise ConfigError(
-            f"data.num_classes={num_classes} is smaller than the {len(vocab)} terms of data.caption_vocab "
-            f"{vocab.path!r}: set data.num_classes=0 (the vocabulary's size) or build a smaller vocabulary "
-            "(`scaling data vocab --size K`)."
-        )
-    cfg.caption_vocab_hash = vocab.sha256
-
-
 def build_train_loader(
     cfg: DataConfig,
     *,
@@ -393,7 +375,7 @@ def build_train_loader(
             "write`)."
         )
     if source.caption_vocab is not None:
-        _record_vocab(cfg, source.caption_vocab, num_classes)
+        record_vocab(cfg, source.caption_vocab, num_classes)
     lanes = max(cfg.workers, 1)
     plans = [
         Plan(

@@ -22,6 +22,7 @@ from typing import Any
 
 from scaling.config import ConfigError
 from scaling.data.captions import NORMALIZER, Normalizer, TermOptions
+from scaling.data.config import DataConfig
 
 FORMAT = "scaling.caption_vocab/1"
 
@@ -114,6 +115,24 @@ def load_vocab(path: str) -> CaptionVocab:
                 f"edited): {rebuild}."
             )
     return vocab
+
+
+def record_vocab(cfg: DataConfig, vocab: CaptionVocab, num_classes: int) -> None:
+    """Check the caption vocabulary against the config, then record its hash in the config (config.yaml and the
+    resume check read it there: a resume with another vocabulary changes data.caption_vocab_hash)."""
+    if cfg.caption_vocab_hash and cfg.caption_vocab_hash != vocab.sha256:
+        raise ConfigError(
+            f"data.caption_vocab {vocab.path!r} has hash {vocab.sha256} but the config records "
+            f"data.caption_vocab_hash={cfg.caption_vocab_hash} (another vocabulary): point data.caption_vocab at "
+            "that one, or drop data.caption_vocab_hash to train a new run with this one."
+        )
+    if num_classes < len(vocab):
+        raise ConfigError(
+            f"data.num_classes={num_classes} is smaller than the {len(vocab)} terms of data.caption_vocab "
+            f"{vocab.path!r}: set data.num_classes=0 (the vocabulary's size) or build a smaller vocabulary "
+            "(`scaling data vocab --size K`)."
+        )
+    cfg.caption_vocab_hash = vocab.sha256
 
 
 def write_vocab(path: str, terms: list[tuple[str, int, int]], options: TermOptions, **info: Any) -> dict[str, Any]:
