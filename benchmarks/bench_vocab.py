@@ -39,6 +39,7 @@ from scaling.data.config import DataConfig  # noqa: E402
 from scaling.data.vocab_build import VocabOptions, build_vocab  # noqa: E402
 
 WORDS = 5_000_000  # Zipf vocabulary of the synthetic captions
+PARTS = ("throughput", "memory", "labelling")
 HASHTAGS = ("#ootd", "#travel", "#food", "#nature", "#art", "#sunset", "#dog", "#cat")
 
 
@@ -201,20 +202,27 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--cache", help="keep the generated shards here (default: a temporary folder)")
     p.add_argument("--load", default="", help="what else ran on the machine (recorded in the JSON)")
+    p.add_argument("--parts", default=",".join(PARTS), help="which parts to run; others are kept from --out")
     p.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child)))
         return 0
+    parts = args.parts.split(",")
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if set(parts) != set(PARTS) and out.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.cache or tmp)
-        results = {
-            "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "load": args.load,
-                        "loadavg_at_start": os.getloadavg()},
-            "throughput": throughput(root, args.captions, per_shard=10_000),
-            "memory": memory([int(x) for x in args.memory_sizes.split(",")]),
-            "labelling": labelling(root, args.images, args.rounds),
-        }
+        for part in parts:  # each part records the machine and its load when it ran
+            machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "load": args.load,
+                       "loadavg_at_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M")}
+            if part == "throughput":
+                value: object = throughput(root, args.captions, per_shard=10_000)
+            elif part == "memory":
+                value = memory([int(x) for x in args.memory_sizes.split(",")])
+            else:
+                value = labelling(root, args.images, args.rounds)
+            results[part] = {"machine": machine, "result": value}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
