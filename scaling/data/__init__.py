@@ -10,11 +10,25 @@
 Files, in the order data flows: shards.py (what to read) -> assignment.py (who reads what) -> lane.py (one
 worker's stream: shuffle blocks, resume, bad-data substitution) -> reader.py (tar members -> samples) ->
 decode.py + transforms.py (crop-aware JPEG decode) -> batch.py -> loader.py (workers, state, stats).
-writer.py, cli.py and bench.py are the `scaling data` commands.
+writer.py (with shuffle.py), vocab_build.py (with caption_scan.py and sketch.py), cli.py and bench.py are the
+`scaling data` commands; captions.py (the caption normaliser) and vocab.py (the vocabulary file) serve both
+`scaling data vocab` and the reader's labels from captions (data.caption_vocab).
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from scaling.data.config import DataConfig
-from scaling.data.loader import TrainLoader, build_train_loader
-from scaling.data.transforms import normalize_images
 
 __all__ = ["DataConfig", "TrainLoader", "build_train_loader", "normalize_images"]
+# Imported on first use (PEP 562): the shard tools (`scaling data vocab`, `inspect`) never load torch.
+_LAZY = {"TrainLoader": "scaling.data.loader", "build_train_loader": "scaling.data.loader",
+         "normalize_images": "scaling.data.transforms"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'scaling.data' has no attribute {name!r}")

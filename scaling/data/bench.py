@@ -159,4 +159,5 @@ def run_bench(
         },
         "decode": cfg.decode,
         "interpolation": cfg.interpolation,
+        "caption_vocab": cfg.caption_vocab,
     }

@@ -1,4 +1,5 @@
-"""`scaling data write | inspect | bench`: thin commands over writer.py, inspect_shards.py and bench.py."""
+"""`scaling data write | inspect | vocab | bench`: thin commands over writer.py, inspect_shards.py,
+vocab_build.py and bench.py."""
 
 from __future__ import annotations
 
@@ -21,17 +22,31 @@ INSPECT_EXAMPLE = """example:
       which epoch mode needs for shards written by other tools (e.g. img2dataset)
   scaling data inspect shards/ --check 100 --json
 """
+VOCAB_EXAMPLE = """example:
+  scaling data vocab 'laion/{00000..09999}.tar' --out vocab.json --size 27000 --workers 16
+      counts the terms of every caption (KEY.txt, or caption/text in KEY.json; images are never read) and
+      keeps the 27000 most frequent; then train stage 2 on the captions' terms:
+  scaling train --config configs/wsp/vit_huge_patch14.yaml data.train='laion/{00000..09999}.tar' \\
+      data.caption_vocab=vocab.json init_from=runs/mae_h14 run_dir=runs/wsp_h14
+  scaling data vocab shards/shards.json --out vocab.json --sample 1000000   # a quick look at 1M captions
+
+terms: hashtags as written (#ootd), and content words: lower case, punctuation and URLs removed, English
+stop-words and numbers dropped, plurals made singular (dresses -> dress); --synsets maps words to WordNet noun
+synsets where a WordNet is installed. Memory stays bounded (a heavy-hitters sketch of --sketch counters per
+worker; the file records its error bound, 0 when the counts are exact).
+"""
 BENCH_EXAMPLE = """example:
   scaling data bench 'shards/{000000..000003}.tar' --workers 1 --json
       images/s per worker of the real pipeline and of a plain webdataset + PIL + torchvision
       reference, timed in alternating rounds; `ratio` is ours / reference
+  scaling data bench img2dataset_out/ --stage wsp --caption-vocab vocab.json   # with caption labels
 """
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="scaling data",
-        description="Write, inspect and benchmark tar shards.",
+        description="Write, inspect and benchmark tar shards; build a label vocabulary from their captions.",
         epilog="example:\n  scaling data write photos/ shards/ && scaling data inspect shards/ && "
         "scaling data bench shards/\n\nRun `scaling data COMMAND --help` for each command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -71,6 +86,29 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
     i.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    v = sub.add_parser(
+        "vocab",
+        help="a label vocabulary from the captions of image-text shards",
+        epilog=VOCAB_EXAMPLE,
+        formatter_class=fmt,
+    )
+    v.add_argument("source", help="shards: brace pattern, folder, shards.json, URL or pipe:")
+    v.add_argument("--out", required=True, help="the vocabulary file to write (JSON)")
+    v.add_argument("--size", type=int, default=27_000, help="terms to keep, most frequent first (default 27000)")
+    v.add_argument("--min-count", type=int, default=1, help="captions a term must appear in (default 1)")
+    v.add_argument("--workers", type=int, default=4, help="processes reading shards (default 4)")
+    v.add_argument("--sample", type=int, default=0, metavar="N",
+                   help="read only the first N captions of evenly spread shards (default: all)")
+    v.add_argument("--sketch", type=int, default=0, metavar="C",
+                   help="counters per worker (default max(10 x size, 100000)); memory grows with it")
+    v.add_argument("--min-length", type=int, default=2, help="shortest content word kept (default 2)")
+    v.add_argument("--keep-stop-words", action="store_true", help="keep English stop-words")
+    v.add_argument("--no-hashtags", action="store_true", help="drop hashtags")
+    v.add_argument("--keep-plurals", action="store_true", help="no plural -> singular rule")
+    v.add_argument("--synsets", action="store_true", help="words -> WordNet noun synsets (needs a WordNet)")
+    v.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
+
     b = sub.add_parser(
         "bench",
         help="images/s of the input pipeline vs a plain reference",
@@ -85,6 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--images", type=int, default=512, help="images timed per round and pipeline")
     b.add_argument("--rounds", type=int, default=3)
     b.add_argument("--interpolation", default="bilinear", choices=["bilinear", "bicubic"])
+    b.add_argument("--caption-vocab", metavar="VOCAB.json",
+                   help="label samples from their captions (data.caption_vocab; stages wsp and finetune)")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     b.add_argument("--out", help="also write the JSON record to this file")
     return p
@@ -133,6 +173,32 @@ def _inspect(a: argparse.Namespace) -> int:
     return 1 if info["damaged_shards"] else 0
 
 
+def _vocab(a: argparse.Namespace) -> int:
+    from scaling.data.captions import TermOptions
+    from scaling.data.vocab_build import VocabOptions, build_vocab
+
+    terms = TermOptions(
+        hashtags=not a.no_hashtags,
+        plurals=not a.keep_plurals,
+        stop_words="none" if a.keep_stop_words else "english",
+        min_length=a.min_length,
+        synsets=a.synsets,
+    )
+    opts = VocabOptions(a.size, a.min_count, a.workers, a.sample, a.sketch, terms, a.overwrite)
+    r = build_vocab(a.source, a.out, opts, progress=not a.quiet)
+    bound = r["sketch"]["error_bound"]
+    print(
+        f"wrote {r['size']} terms from {r['captions']} captions ({r['samples']} samples, {r['no_caption']} "
+        f"without a caption, {r['no_terms']} without a term) of {r['shards_read']} shards in {r['seconds']} s -> "
+        f"{a.out} (hash {r['sha256']})"
+    )
+    print(f"most frequent: {', '.join(r['top'])}")
+    print("counts exact" if not bound else f"document frequencies at most {bound} below the true ones (sketch)")
+    if r["unreadable_shards"] or r["damaged_shards"]:
+        print(f"skipped: {r['unreadable_shards']} unreadable shards, {r['damaged_shards']} damaged (read in part)")
+    return 0
+
+
 def _bench(a: argparse.Namespace) -> int:
     from scaling.data.bench import run_bench
     from scaling.data.config import DataConfig
@@ -145,7 +211,7 @@ def _bench(a: argparse.Namespace) -> int:
         workers=a.workers,
         images=a.images,
         rounds=a.rounds,
-        cfg=DataConfig(interpolation=a.interpolation),
+        cfg=DataConfig(interpolation=a.interpolation, caption_vocab=a.caption_vocab),
     )
     text = json.dumps(result, indent=1)
     if a.out:
@@ -168,7 +234,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     args = _parser().parse_args(argv)
     try:
-        return {"write": _write, "inspect": _inspect, "bench": _bench}[args.command](args)
+        return {"write": _write, "inspect": _inspect, "vocab": _vocab, "bench": _bench}[args.command](args)
     except ConfigError as e:
         print(f"scaling data {args.command}: {e}", file=sys.stderr)
         return 2

@@ -33,8 +33,16 @@ class DataConfig:
     # Samples per shuffle block per worker: raw (encoded) samples are read a block at a time and emitted in a
     # random order; memory per worker is about shuffle_buffer x mean JPEG size.
     shuffle_buffer: int = 1000
-    # Width of the soft targets; 0 takes the vocabulary size from the manifest (10 for `synthetic`).
+    # Width of the soft targets; 0 takes the vocabulary size from the manifest or data.caption_vocab (10 for
+    # `synthetic`).
     num_classes: int = 0
+    # Stages with labels: label each sample with the terms of its caption found in this vocabulary file (from
+    # `scaling data vocab SHARDS --out VOCAB.json`), soft targets 1/k over its k terms; a sample with none is
+    # skipped and counted as data/no_label. Read once per rank.
+    caption_vocab: str | None = None
+    # The vocabulary's fingerprint, filled in at start and recorded in config.yaml: a resume with another
+    # vocabulary is refused (a path may move; the hash may not change). Set: the file must have this hash.
+    caption_vocab_hash: str = ""
     # Size of the `synthetic` dataset (samples per epoch in epoch mode).
     synthetic_samples: int = 100_000
     # cpu: decode + crop in the workers, uint8 batches on the CPU. gpu: workers only read bytes and pick
@@ -91,6 +99,15 @@ class DataConfig:
         self.mean = _triple(self.mean, "data.mean")
         self.std = _triple(self.std, "data.std")
         check_ranges(self, "data")
+        if self.caption_vocab_hash and not _is_hex(self.caption_vocab_hash, 16):
+            raise ConfigError(
+                f"data.caption_vocab_hash={self.caption_vocab_hash!r}: 16 hex digits as config.yaml records "
+                "them, or leave it empty (filled in from data.caption_vocab at start)."
+            )
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdef" for c in text)
 
 
 def _triple(value: tuple[float, ...], name: str) -> tuple[float, float, float]:

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,14 +38,19 @@ class Record:
     size: int = -1
 
 
+def sanitize(raw: str) -> str:
+    """A key webdataset can use: no path separators, no dots (the key ends at the first dot)."""
+    return _UNSAFE.sub("_", raw).strip("_") or "sample"
+
+
 class KeyMaker:
-    """Keys safe for webdataset: no path separators, no dots (the key ends at the first dot), unique."""
+    """Unique keys: the sanitised name, then `name_1`, `name_2`... for repeats (within what it has seen)."""
 
     def __init__(self) -> None:
         self.seen: set[str] = set()
 
     def __call__(self, raw: str) -> str:
-        base = _UNSAFE.sub("_", raw).strip("_") or "sample"
+        base = sanitize(raw)
         key, n = base, 1
         while key in self.seen:
             key, n = f"{base}_{n}", n + 1
@@ -52,57 +58,93 @@ class KeyMaker:
         return key
 
 
-def scan(src: str, labels_file: str | None = None) -> tuple[list[Record], list[str] | None]:
-    """Records of `src` and the label vocabulary (None: unlabelled)."""
+@dataclass
+class Inputs:
+    """The records of a source as a stream (keys sanitised, not yet unique), and its label names: known at open
+    (folder tree: the sub-folders; shards: the manifest's classes) or gathered while `records` is consumed."""
+
+    records: Iterator[Record]
+    fixed_classes: list[str] | None
+    names: set[str] = field(default_factory=set)
+
+    def classes(self) -> list[str] | None:
+        """The label vocabulary once the records were consumed (None: unlabelled)."""
+        if self.fixed_classes and not self.names <= set(self.fixed_classes):
+            return sorted(set(self.fixed_classes) | self.names)
+        return self.fixed_classes or vocab_of(self.names)
+
+
+def open_inputs(src: str) -> Inputs:
+    """The records of `src` (a folder tree, a list file or shards), streamed: nothing is held per record."""
     path = Path(local_path(src))
     if not is_local(src):
         raise ConfigError(f"{src!r}: `scaling data write` reads local inputs; copy the shards here first.")
     if path.is_dir() and not (path / MANIFEST).is_file() and not any(path.glob("*.tar")):
-        records, vocab = _scan_folder(path)
-    elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-        records, vocab = _scan_list(path)
-    else:
-        records, vocab = _scan_shards(src)
+        classes = sorted(d.name for d in path.iterdir() if d.is_dir())
+        if not classes:
+            raise ConfigError(f"folder {str(path)!r} has no class sub-folders: put images in SRC/<class>/<file>.")
+        return Inputs(_folder_records(path, classes), classes)
+    if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+        inputs = Inputs(iter(()), None)
+        inputs.records = _list_records(path, inputs.names)
+        return inputs
+    shards = list_shards(src)
+    for url in shards.urls:
+        if not is_local(url):
+            raise ConfigError(f"shard {url!r} is remote: `scaling data write` reads local shards only.")
+    inputs = Inputs(iter(()), shards.classes or None)
+    inputs.records = _shard_records(shards.urls, shards.classes, inputs.names)
+    return inputs
+
+
+def scan(src: str, labels_file: str | None = None) -> tuple[list[Record], list[str] | None]:
+    """All records of `src` with unique keys, and the label vocabulary (None: unlabelled). Holds every record:
+    for small inputs (evaluation sets); `scaling data write` streams them (shuffle.py)."""
+    inputs = open_inputs(src)
+    keys = KeyMaker()
+    records = []
+    for rec in inputs.records:
+        rec.key = keys(rec.key)
+        records.append(rec)
+    vocab = inputs.classes()
     if labels_file:
-        vocab = _apply_labels_file(records, Path(labels_file))
+        table = dict(read_labels_file(labels_file))
+        for r in records:
+            r.labels = table.get(r.key, [])
+        vocab = vocab_of({name for r in records for name in r.labels})
     if not records:
-        raise ConfigError(
-            f"{src!r} holds no images: give a folder tree (one sub-folder per class), a list file "
-            "(path label per line) or tar shards."
-        )
+        raise ConfigError(no_images(src))
     return records, vocab
 
 
-def _scan_folder(root: Path) -> tuple[list[Record], list[str]]:
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
-    if not classes:
-        raise ConfigError(f"folder {str(root)!r} has no class sub-folders: put images in SRC/<class>/<file>.")
-    keys = KeyMaker()
-    records = []
+def no_images(src: str) -> str:
+    return (f"{src!r} holds no images: give a folder tree (one sub-folder per class), a list file "
+            "(path label per line) or tar shards.")
+
+
+def _folder_records(root: Path, classes: list[str]) -> Iterator[Record]:
     for name in classes:
         for dirpath, _, files in sorted(os.walk(root / name)):
             for f in sorted(files):
                 if os.path.splitext(f)[1].lower() in _FILE_EXTS:
-                    p = os.path.join(dirpath, f)
-                    records.append(Record(keys(f"{name}_{os.path.splitext(f)[0]}"), [name], p))
-    return records, classes
+                    yield Record(sanitize(f"{name}_{os.path.splitext(f)[0]}"), [name], os.path.join(dirpath, f))
 
 
-def _scan_list(list_path: Path) -> tuple[list[Record], list[str] | None]:
-    keys = KeyMaker()
-    records = []
-    for line in list_path.read_text().splitlines():
-        parts = [p for p in re.split(r"[\t,]|\s+", line.strip()) if p]
-        if not parts or parts[0].startswith("#"):
-            continue
-        p = parts[0] if os.path.isabs(parts[0]) else str(list_path.parent / parts[0])
-        stem = os.path.splitext(os.path.basename(parts[0]))[0]
-        records.append(Record(keys(stem), parts[1:], p))  # a missing file is counted by the writer
-    return records, _vocab(records)
+def _list_records(list_path: Path, names: set[str]) -> Iterator[Record]:
+    folder = str(list_path.parent)
+    with list_path.open() as lines:  # line by line: a list of a billion images is never held
+        for line in lines:
+            parts = [p for p in re.split(r"[\t,]|\s+", line.strip()) if p]
+            if not parts or parts[0].startswith("#"):
+                continue
+            # os.path, not pathlib: a Path interns every name it parses, a table that grows with the inputs
+            p = parts[0] if os.path.isabs(parts[0]) else os.path.join(folder, parts[0])
+            names.update(parts[1:])
+            stem = os.path.splitext(os.path.basename(parts[0]))[0]
+            yield Record(sanitize(stem), parts[1:], p)  # a missing file is counted by the writer
 
 
-def _vocab(records: list[Record]) -> list[str] | None:
-    names = {label for r in records for label in r.labels}
+def vocab_of(names: set[str]) -> list[str] | None:
     if not names:
         return None
     if all(x.isdigit() for x in names):  # integer ids: keep them as the ids
@@ -110,24 +152,15 @@ def _vocab(records: list[Record]) -> list[str] | None:
     return sorted(names)
 
 
-def _scan_shards(src: str) -> tuple[list[Record], list[str] | None]:
-    shards = list_shards(src)
-    keys = KeyMaker()
-    records: list[Record] = []
-    for url in shards.urls:
-        if not is_local(url):
-            raise ConfigError(f"shard {url!r} is remote: `scaling data write` reads local shards only.")
-        records.extend(_scan_tar(local_path(url), keys, shards.classes))
-    names = {label for r in records for label in r.labels}
-    vocab = shards.classes or _vocab(records)
-    if shards.classes and not names <= set(shards.classes):
-        vocab = sorted(set(shards.classes) | names)
-    return records, vocab
+def _shard_records(urls: list[str], classes: list[str], names: set[str]) -> Iterator[Record]:
+    for url in urls:
+        for rec in _scan_tar(local_path(url), classes):
+            names.update(rec.labels)
+            yield rec
 
 
-def _scan_tar(path: str, keys: KeyMaker, classes: list[str]) -> list[Record]:
+def _scan_tar(path: str, classes: list[str]) -> Iterator[Record]:
     """One Record per sample with an image; labels read from .cls / .json (small members)."""
-    out: list[Record] = []
     current: str | None = None
     rec: Record | None = None
     try:
@@ -138,8 +171,8 @@ def _scan_tar(path: str, keys: KeyMaker, classes: list[str]) -> list[Record]:
                     continue
                 if k != current:
                     if rec is not None and rec.offset >= 0:
-                        out.append(rec)
-                    current, rec = k, Record(keys(k))
+                        yield rec
+                    current, rec = k, Record(sanitize(k))
                 assert rec is not None
                 if ext in IMAGE_EXTS and rec.offset < 0:
                     rec.path, rec.offset, rec.size = path, member.offset_data, member.size
@@ -152,8 +185,7 @@ def _scan_tar(path: str, keys: KeyMaker, classes: list[str]) -> list[Record]:
     except (tarfile.TarError, OSError) as e:
         raise ConfigError(f"shard {path!r} cannot be read ({e}); fix or remove it and run again.") from e
     if rec is not None and rec.offset >= 0:
-        out.append(rec)
-    return out
+        yield rec
 
 
 def _json_labels(data: bytes, classes: list[str]) -> list[str]:
@@ -170,17 +202,12 @@ def _json_labels(data: bytes, classes: list[str]) -> list[str]:
     ]
 
 
-def _apply_labels_file(records: list[Record], path: Path) -> list[str] | None:
-    """`KEY label [label ...]` per line; keys are matched after the same sanitising as the records'."""
-    if not path.is_file():
-        raise ConfigError(
-            f"--labels {str(path)!r} does not exist; give a file of `KEY label [label ...]` lines."
-        )
-    table: dict[str, list[str]] = {}
-    for line in path.read_text().splitlines():
-        parts = [p for p in re.split(r"[\t,]|\s+", line.strip()) if p]
-        if len(parts) >= 2 and not parts[0].startswith("#"):
-            table[_UNSAFE.sub("_", parts[0]).strip("_")] = parts[1:]
-    for r in records:
-        r.labels = table.get(r.key, [])
-    return _vocab(records)
+def read_labels_file(path: str) -> Iterator[tuple[str, list[str]]]:
+    """(sanitised key, label names) per `KEY label [label ...]` line, streamed."""
+    if not Path(path).is_file():
+        raise ConfigError(f"--labels {path!r} does not exist; give a file of `KEY label [label ...]` lines.")
+    with open(path) as lines:
+        for line in lines:
+            parts = [p for p in re.split(r"[\t,]|\s+", line.strip()) if p]
+            if len(parts) >= 2 and not parts[0].startswith("#"):
+                yield sanitize(parts[0]), parts[1:]

@@ -28,6 +28,7 @@ from scaling.data.skips import KINDS, SkipCounter
 from scaling.data.source import Source, open_source
 from scaling.data.synthetic import SyntheticImages
 from scaling.data.transforms import soft_targets, stage_crop
+from scaling.data.vocab import record_vocab
 
 log = logging.getLogger("scaling.data")
 STATE_FORMAT = "scaling.data.loader/1"
@@ -369,8 +370,12 @@ def build_train_loader(
     if need_labels and num_classes < 1:
         raise ConfigError(
             f"stage {stage} needs labels but data.num_classes=0 and {source.name!r} has no label "
-            "vocabulary: set data.num_classes, or write shards with labels (`scaling data write`)."
+            "vocabulary: label its captions (`scaling data vocab SHARDS --out VOCAB.json`, then "
+            "data.caption_vocab=VOCAB.json), set data.num_classes, or write shards with labels (`scaling data "
+            "write`)."
         )
+    if source.caption_vocab is not None:
+        record_vocab(cfg, source.caption_vocab, num_classes)
     lanes = max(cfg.workers, 1)
     plans = [
         Plan(

@@ -4,7 +4,9 @@ A sample is a run of consecutive tar members sharing a key, webdataset's rule: t
 to the first dot of its file name (`a/b/000123.jpg` and `a/b/000123.cls` are sample `a/b/000123`). Only the
 fields in use are read: samples before the start position cost one 512-byte header per member (local files
 are walked with seeks, so the payloads are never read), and `.txt` captions or img2dataset's `.json`
-metadata are skipped unless a label is wanted.
+metadata are skipped unless a label is wanted. With a caption vocabulary (data.caption_vocab) the labels are
+the vocabulary ids of the caption's terms (`.txt`, else `.json` caption/text; vocab.py), and a caption with
+none of its terms is a `no_label` sample.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from scaling.data.captions import caption_of
 from scaling.data.shards import ShardSet, is_local, local_path
 from scaling.data.skips import SkipCounter
+from scaling.data.vocab import CaptionVocab
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp")
 _KEY_RE = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # webdataset's base_plus_ext
@@ -49,9 +53,18 @@ def split_key(name: str) -> tuple[str | None, str]:
 class TarSource:
     """Reads pieces (shard, lo, hi) of a ShardSet as Items; broken parts come back as Items with a problem."""
 
-    def __init__(self, shards: ShardSet, need_labels: bool, retries: int = 3, retry_delay_s: float = 1.0):
+    def __init__(
+        self,
+        shards: ShardSet,
+        need_labels: bool,
+        retries: int = 3,
+        retry_delay_s: float = 1.0,
+        captions: CaptionVocab | None = None,
+    ):
         self.shards = shards
         self.need_labels = need_labels
+        self.captions = captions if need_labels else None
+        self._label_exts = ("txt", "json") if self.captions is not None else ("cls", "json")
         self.retries = retries
         self.retry_delay_s = retry_delay_s
         self.vocab = {name: i for i, name in enumerate(shards.classes)}
@@ -154,7 +167,7 @@ class TarSource:
     def _wanted(self, ext: str, fields: dict[str, bytes]) -> bool:
         if ext in IMAGE_EXTS:
             return not any(e in fields for e in IMAGE_EXTS)
-        return self.need_labels and ext in ("cls", "json")
+        return self.need_labels and ext in self._label_exts
 
     def _item(self, key: str | None, fields: dict[str, bytes], url: str) -> Item:
         image = next((fields[e] for e in IMAGE_EXTS if e in fields), None)
@@ -168,7 +181,14 @@ class TarSource:
         return Item(key, image, labels)  # type: ignore[arg-type]
 
     def _labels(self, fields: dict[str, bytes]) -> tuple[list[int] | str, str | None]:
-        """Label ids from `.cls` (an integer) or `.json` ({"labels": [...]} or {"label": x}, ids or names)."""
+        """Label ids from `.cls` (an integer) or `.json` ({"labels": [...]} or {"label": x}, ids or names); with
+        a caption vocabulary, from the caption."""
+        if self.captions is not None:
+            caption = caption_of(fields)
+            if caption is None:
+                return "no caption (.txt, or caption/text in .json)", "missing_field"
+            ids = self.captions.labels(caption)
+            return (ids, None) if ids else (f"no vocabulary term in caption {caption[:80]!r}", "no_label")
         try:
             if "cls" in fields:
                 return [int(fields["cls"].decode().strip())], None

@@ -8,7 +8,7 @@ _first_lost); per draw in resampled mode; once per reading process where no mani
 samples_lost (the
 manifest's samples of those shards, one per slot refilled), empty_shard (shards with no samples). Each
 skipped sample's batch slot is filled with a good sample (lane.py), so the per-sample counts are also the
-number of substitutions.
+number of substitutions. no_label: a caption with no term of the caption vocabulary (data.caption_vocab).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ KINDS = (
     "corrupt_image",
     "missing_field",
     "unknown_label",
+    "no_label",
     "truncated_tar",
     "unreadable_shard",
     "samples_lost",

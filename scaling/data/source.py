@@ -4,6 +4,7 @@ A whole missing dataset is an error here, before any worker starts; single missi
 then retried and skipped by the reader like any unreadable shard. Every rank opens a source, so opening costs
 O(1) in the shard count: the manifest is read once and at most PROBED shards are stat'ed (a wrong path or
 pattern misses them all; a few missing shards among 100k are found when read, as any unreadable shard).
+With data.caption_vocab (stages that need labels) the vocabulary file is read here too: once per rank.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from scaling.data.reader import Item, TarSource
 from scaling.data.shards import ShardSet, is_local, list_shards, missing_local, probe_indices
 from scaling.data.skips import SkipCounter
 from scaling.data.synthetic import SyntheticSource, synthetic_counts
+from scaling.data.vocab import CaptionVocab, load_vocab
 
 log = logging.getLogger("scaling.data")
 SYNTHETIC_CLASSES = 10  # classes of `synthetic` when data.num_classes is 0
@@ -34,6 +36,7 @@ class Source:
     num_classes: int  # size of the label vocabulary (0: unknown)
     reader: TarSource | SyntheticSource
     synthetic: bool = False
+    caption_vocab: CaptionVocab | None = None  # labels read from captions (data.caption_vocab)
     start_skips: dict[str, int] = field(default_factory=dict)  # problems found while opening
 
     def read(self, shard: int, lo: int, hi: int | None, skips: SkipCounter) -> Iterator[Item]:
@@ -46,22 +49,25 @@ def open_source(cfg: DataConfig, spec: str, need_labels: bool) -> Source:
         classes = cfg.num_classes or SYNTHETIC_CLASSES
         return Source("synthetic", counts, len(counts), classes, SyntheticSource(classes), synthetic=True)
     shards = list_shards(spec)
-    _check_reachable(shards, spec)
-    if need_labels and shards.label_field == "none":
+    check_reachable(shards, spec)
+    vocab = load_vocab(cfg.caption_vocab) if need_labels and cfg.caption_vocab else None
+    if need_labels and vocab is None and shards.label_field == "none":
         raise ConfigError(
             f"{spec!r} holds no labels (its manifest says label_field none, e.g. img2dataset "
-            "shards): use stage mae, or rewrite them with labels: `scaling data write SRC OUT "
+            "shards): label them from their captions (`scaling data vocab SHARDS --out VOCAB.json`, then "
+            "data.caption_vocab=VOCAB.json), use stage mae, or rewrite them with `scaling data write SRC OUT "
             "--labels FILE`."
         )
     skips: dict[str, int] = {}
     if shards.counts is not None and (shards.counts == 0).any():
         skips["empty_shard"] = int((shards.counts == 0).sum())
         log.warning("data: %d shards of %s are empty; they are skipped", skips["empty_shard"], spec)
-    reader = TarSource(shards, need_labels, cfg.shard_retries, cfg.retry_delay_s)
-    return Source(spec, shards.counts, len(shards.urls), len(shards.classes), reader, start_skips=skips)
+    reader = TarSource(shards, need_labels, cfg.shard_retries, cfg.retry_delay_s, captions=vocab)
+    classes = len(vocab) if vocab is not None else len(shards.classes)
+    return Source(spec, shards.counts, len(shards.urls), classes, reader, start_skips=skips, caption_vocab=vocab)
 
 
-def _check_reachable(shards: ShardSet, spec: str) -> None:
+def check_reachable(shards: ShardSet, spec: str) -> None:
     probed = [shards.urls[i] for i in probe_indices(len(shards.urls), PROBED)]
     missing = missing_local(probed)
     what = f"its {len(shards.urls)} shards" if len(probed) == len(shards.urls) else (

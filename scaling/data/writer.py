@@ -3,9 +3,12 @@
 Layout per sample: `KEY.jpg` and, when labelled, `KEY.cls` (one integer id) or `KEY.json`
 (`{"labels": [ids]}`, when any sample has several labels). Ids index the manifest's `classes`. Samples are
 shuffled globally at write time (so a reader's shuffle block of consecutive samples is already a random
-draw), shards are written in parallel by `workers` processes, each shard to a temporary name then renamed,
-so a crash never leaves a half shard under a final name. JPEGs are copied byte for byte; other formats are
-re-encoded as JPEG; `max_size` optionally shrinks big images (shorter side) to cut decode cost later.
+draw) by an external shuffle (shuffle.py): a uniformly random order, with memory bounded whatever the number
+of inputs (one of 4096 buckets of records in memory, never all of them; the inputs are streamed). Shards are
+written in parallel by `workers` processes, at most 2 x workers shards in flight, each shard to a temporary
+name then renamed, so a crash never leaves a half shard under a final name. JPEGs are copied byte for byte;
+other formats are re-encoded as JPEG; `max_size` optionally shrinks big images (shorter side) to cut decode
+cost later.
 """
 
 from __future__ import annotations
@@ -16,18 +19,20 @@ import logging
 import multiprocessing
 import os
 import tarfile
+import tempfile
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from scaling.config import ConfigError
 from scaling.data.decode import DECODE_ERRORS, ImageError, image_size, is_jpeg
-from scaling.data.inputs import Record, scan
+from scaling.data.inputs import Record, no_images, open_inputs, read_labels_file, vocab_of
 from scaling.data.shards import MANIFEST, write_manifest
+from scaling.data.shuffle import ExternalShuffle
 
 log = logging.getLogger("scaling.data")
 _MTIME = 1_700_000_000  # fixed member times: the same inputs and seed give byte-identical shards
@@ -129,11 +134,63 @@ def _write_shard(job: tuple[str, list[Record], dict[str, int], str, WriteOptions
 
 
 def _jobs(
-    records: list[Record], out: Path, vocab: dict[str, int], label_field: str, opts: WriteOptions
+    records: Iterator[Record], out: Path, vocab: dict[str, int], label_field: str, opts: WriteOptions
 ) -> Iterator[tuple[str, list[Record], dict[str, int], str, WriteOptions]]:
-    for i, start in enumerate(range(0, len(records), opts.shard_size)):
-        chunk = records[start : start + opts.shard_size]
-        yield str(out / f"{opts.prefix}{i:06d}.tar"), chunk, vocab, label_field, opts
+    chunk: list[Record] = []
+    index = 0
+    for rec in records:
+        chunk.append(rec)
+        if len(chunk) == opts.shard_size:
+            yield str(out / f"{opts.prefix}{index:06d}.tar"), chunk, vocab, label_field, opts
+            chunk, index = [], index + 1
+    if chunk:
+        yield str(out / f"{opts.prefix}{index:06d}.tar"), chunk, vocab, label_field, opts
+
+
+def _scatter(
+    src: str, labels_file: str | None, shuffle: ExternalShuffle, progress: bool
+) -> tuple[list[str] | None, int]:
+    """Stream the inputs (and --labels rows) into the shuffle's buckets; returns (label vocabulary, the most
+    labels of one sample)."""
+    inputs = open_inputs(src)
+    for rec in tqdm(inputs.records, unit=" inputs", desc=f"shuffle {src}", disable=not progress):
+        shuffle.add(rec)
+    if not shuffle.records:
+        raise ConfigError(no_images(src))
+    if not labels_file:
+        return inputs.classes(), shuffle.max_labels
+    for key, labels in read_labels_file(labels_file):
+        shuffle.add_labels(key, labels)
+    names: set[str] = set()
+    most = 0
+    for bucket in shuffle.buckets_in_order():  # the join's label names, one bucket at a time
+        for rec in bucket:
+            names.update(rec.labels)
+            most = max(most, len(rec.labels))
+    return vocab_of(names), most
+
+
+def _write_all(jobs: Iterator[tuple], workers: int, bar: tqdm) -> list[tuple[str, int, dict]]:
+    """Write shards in order, at most 2 x workers in flight (the records of the rest are not yet read)."""
+    results: list[tuple[str, int, dict]] = []
+    if workers == 1:
+        for job in jobs:
+            results.append(_write_shard(job))
+            bar.update(len(job[1]))
+        return results
+    pending: deque = deque()
+    with multiprocessing.Pool(workers) as pool:
+        for job in jobs:
+            pending.append((pool.apply_async(_write_shard, (job,)), len(job[1])))
+            if len(pending) >= 2 * workers:
+                result, n = pending.popleft()
+                results.append(result.get())
+                bar.update(n)
+        while pending:
+            result, n = pending.popleft()
+            results.append(result.get())
+            bar.update(n)
+    return results
 
 
 def write_shards(
@@ -145,26 +202,21 @@ def write_shards(
         raise ConfigError(
             f"{out_dir!r} already holds shards ({MANIFEST}); choose another folder or pass --overwrite."
         )
-    records, classes = scan(src, labels_file)
-    label_counts = {len(r.labels) for r in records}
-    label_field = "none" if classes is None else ("json" if max(label_counts) > 1 else "cls")
-    vocab = {name: i for i, name in enumerate(classes or [])}
-    order = np.random.default_rng(opts.seed).permutation(len(records))  # sample shuffle at write time
-    records = [records[i] for i in order]
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = list(_jobs(records, out, vocab, label_field, opts))
-    results: list[tuple[str, int, dict]] = []
-    bar = tqdm(total=len(records), unit="img", desc=f"write {out_dir}", disable=not progress)
-    if opts.workers == 1 or len(jobs) == 1:
-        for job in jobs:
-            results.append(_write_shard(job))
-            bar.update(len(job[1]))
-    else:
-        with multiprocessing.Pool(min(opts.workers, len(jobs))) as pool:
-            for job_result, job in zip(pool.imap(_write_shard, jobs), jobs):
-                results.append(job_result)
-                bar.update(len(job[1]))
-    bar.close()
+    near = out.absolute().parent
+    while not near.is_dir():  # the buckets go next to the output (same disk), in a folder removed at the end
+        near = near.parent
+    shuffle = ExternalShuffle(tempfile.mkdtemp(prefix=f".{out.name}-shuffle-", dir=near), opts.seed)
+    try:
+        classes, most_labels = _scatter(src, labels_file, shuffle, progress)
+        label_field = "none" if classes is None else ("json" if most_labels > 1 else "cls")
+        vocab = {name: i for i, name in enumerate(classes or [])}
+        out.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(total=shuffle.records, unit="img", desc=f"write {out_dir}", disable=not progress)
+        jobs = _jobs(shuffle.shuffled(), out, vocab, label_field, opts)
+        results = _write_all(jobs, opts.workers, bar)
+        bar.close()
+    finally:
+        shuffle.remove()
     skipped: dict[str, int] = {}
     for _, _, s in results:
         for k, v in s.items():
@@ -182,4 +234,5 @@ def write_shards(
         seed=opts.seed,
         created_by="scaling data write",
         skipped=skipped,
+        shuffle="external: uniformly random order, bounded memory (scaling/data/shuffle.py)",
     )

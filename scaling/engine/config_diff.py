@@ -37,6 +37,7 @@ FREE_KEYS = (
     "deepspeed.nvme_path",
     "data.train",  # a path: the same shards may move
     "data.val",
+    "data.caption_vocab",  # a path: the vocabulary may move; data.caption_vocab_hash is compared
     "data.prefetch",
     "data.pin_memory",
     "data.decode",

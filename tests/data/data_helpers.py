@@ -65,3 +65,24 @@ def manifest_for(folder: Path) -> Path:
 
     shards, results = inspect(str(folder), progress=False)
     return write_manifest_for(shards, results)
+
+
+def caption_shards(folder: Path, shards: list[list[str | None]], fields: str = "txt+json",
+                   image: bytes | None = None) -> list[Path]:
+    """img2dataset-like shards: per sample KEY.jpg, and for a caption (None: no caption member) KEY.txt and/or
+    KEY.json {"caption": ...} (`fields`: "txt+json", "txt" or "json"). Keys are `{shard:05d}{i:04d}`."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for s, captions in enumerate(shards):
+        samples = []
+        for i, caption in enumerate(captions):
+            sample: dict[str, bytes] = {"__key__": f"{s:05d}{i:04d}", "jpg": image or jpeg_bytes(s * 100 + i % 100)}
+            if caption is not None and "json" in fields:
+                sample["json"] = json.dumps({"caption": caption, "url": f"http://127.0.0.1/{s}/{i}.jpg"}).encode()
+            if caption is not None and "txt" in fields:
+                sample["txt"] = caption.encode()
+            samples.append(sample)
+        paths.append(write_tar(folder / f"{s:05d}.tar", samples))
+    return paths
