@@ -32,9 +32,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="every stage, shrunk (7 sweep runs, 1 seed): 80-100 s on 2 cores")
     p.add_argument("--seeds", type=int, default=None, help="seeds of the main comparison (default 3; 1 with --quick)")
-    p.add_argument("--ranks", choices=("auto", "1", "2"), default="auto",
-                   help="ranks per main-comparison run: 2 under the DeepSpeed launcher, 1 process; auto: 2 when more "
-                   "than one core is free (kept for the folder once chosen)")
+    p.add_argument("--ranks", choices=("1", "2"), default="1",
+                   help="ranks per main-comparison run: 1 process (default: at these sizes the launcher's start-up "
+                   "costs more than a second rank gives), or 2 under the DeepSpeed launcher (kept for the folder once "
+                   "chosen)")
     p.add_argument("--verbose", action="store_true", help="show every command's own output")
     p.add_argument("--force", action="store_true", help="write into a folder that holds other files")
     p.add_argument("--report-only", action="store_true", help="only rebuild DIR/report.md from the run outputs")
@@ -87,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{headline}\nwrote {path}")
             return 0
         two_cores = free_cores() > 1
-        ranks = (2 if two_cores else 1) if args.ranks == "auto" else int(args.ranks)
-        settings = open_folder(out, demo_settings(args.quick, args.seeds, ranks), args.force)
+        settings = open_folder(out, demo_settings(args.quick, args.seeds, int(args.ranks)), args.force)
     except (ConfigError, ValueError) as e:
         print(f"scaling demo: {e}", file=sys.stderr)
         return 2
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # SIGTERM unwinds like Ctrl-C, so a running training job is stopped (and checkpoints) with the demo.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    from scaling.demo.report import plural
+    from scaling.demo.stats import plural
     from scaling.demo.steps import STEPS, Demo
 
     s = settings
