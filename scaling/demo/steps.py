@@ -3,7 +3,8 @@ outputs exist is skipped (its runs, evals and tables are reused), so a re-run re
 
 Every step goes through the commands a user runs: `scaling data write`, the sweep folders' job scripts
 (`scaling sweep`; the DeepSpeed launcher for 2 ranks), `scaling eval`, `scaling results collect`,
-`scaling fit`, `scaling plot`; their own output goes to DIR/logs/ (and to the terminal with --verbose).
+`scaling fit`; their own output goes to DIR/logs/ (and to the terminal with --verbose). The sweep's figure is
+`scaling plot`'s compute figure with its accuracy axis held to 0-100% (figures.sweep_figure).
 """
 
 from __future__ import annotations
