@@ -1,14 +1,16 @@
-"""`scaling demo [--out DIR] [--quick] [--seeds N] [--verbose] [--force]`: the whole pipeline on the bundled
-Fashion-MNIST subset, ending in DIR/report.md: did MAE pre-pretraining speed up stage 2 and raise accuracy?
+"""`scaling demo [--out DIR] [--quick] [--seeds N] [--verbose] [--force]`: a miniature scaling study on the
+bundled Fashion-MNIST subset, ending in DIR/report.md: did MAE pre-pretraining speed up stage 2 and raise
+accuracy, and does the sweep's fit predict its held-out largest runs?
 
 Examples:
-  scaling demo --quick                 # every stage, shrunk: 80-100 s on 2 CPU cores
-  scaling demo --out runs/demo         # 3 seeds, a 3 x 3 x 2 sweep: 6-7 minutes on 2 CPU cores
+  scaling demo --quick                 # every stage, shrunk: @QUICK@ on 2 CPU cores
+  scaling demo --out runs/demo         # 3 seeds, a 2 x 4 x 2 sweep: about 4.5 minutes on 2 CPU cores
   scaling demo --out runs/demo         # again: finished steps are skipped, an interrupted run resumes
   scaling demo --report-only --out runs/demo   # rebuild report.md from the run outputs
 
---quick: 1 seed (unless --seeds), half the stage-1/stage-2 samples, a sweep of 1 model x 3 budgets (7 runs, not 21),
-probes on 2,000 of the 10,000 training images. With 2 free cores, 2 runs go at once.
+--quick: 1 seed (unless --seeds), one pass of stage 1, half the stage-2 samples, a sweep of the smaller model x 5
+budgets (10 stage-2 runs, not 16), probes on 2,000 of the 10,000 training images. With 2 free cores, 2 runs go at
+once.
 """
 
 from __future__ import annotations
@@ -30,40 +32,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="", help="the demo folder (default runs/demo, runs/demo_quick with --quick)")
     p.add_argument("--quick", action="store_true",
-                   help="every stage, shrunk (7 sweep runs, 1 seed): 80-100 s on 2 cores")
+                   help="every stage, shrunk (10 sweep runs, 1 seed): @QUICK@ on 2 cores")
     p.add_argument("--seeds", type=int, default=None, help="seeds of the main comparison (default 3; 1 with --quick)")
-    p.add_argument("--ranks", choices=("auto", "1", "2"), default="auto",
-                   help="ranks per main-comparison run: 2 under the DeepSpeed launcher, 1 process; auto: 2 when more "
-                   "than one core is free (kept for the folder once chosen)")
+    p.add_argument("--ranks", choices=("1", "2"), default="1",
+                   help="ranks per main-comparison run: 1 process (default: at these sizes the launcher's start-up "
+                   "costs more than a second rank gives), or 2 under the DeepSpeed launcher (kept for the folder once "
+                   "chosen)")
     p.add_argument("--verbose", action="store_true", help="show every command's own output")
     p.add_argument("--force", action="store_true", help="write into a folder that holds other files")
     p.add_argument("--report-only", action="store_true", help="only rebuild DIR/report.md from the run outputs")
     return p.parse_args(argv)
-
-
-def _cpu_times(cpus: set[int]) -> tuple[int, int]:
-    """(idle, total) jiffies since boot of the CPUs `cpus`, from /proc/stat's cpuN lines."""
-    idle = total = 0
-    for line in Path("/proc/stat").read_text().splitlines():
-        name, *values = line.split()
-        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
-            fields = [int(v) for v in values[:8]]  # user nice system idle iowait irq softirq steal
-            idle, total = idle + fields[3] + fields[4], total + sum(fields)
-    return idle, total
-
-
-def free_cores(interval: float = 0.5) -> float:
-    """The cores this process may use, less what other processes kept busy on them over the last `interval`
-    seconds. Not the load average: its one-minute tail after `pip install` or a previous run made a free
-    machine look busy."""
-    cpus = os.sched_getaffinity(0)
-    try:
-        idle0, total0 = _cpu_times(cpus)
-        time.sleep(interval)
-        idle1, total1 = _cpu_times(cpus)
-    except (OSError, ValueError):  # no /proc/stat (not Linux): assume the cores are free
-        return float(len(cpus))
-    return len(cpus) * (idle1 - idle0) / max(1, total1 - total0)
 
 
 def _duration(seconds: float) -> str:
@@ -86,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             path, headline = write_report(out)
             print(f"{headline}\nwrote {path}")
             return 0
-        two_cores = free_cores() > 1
-        ranks = (2 if two_cores else 1) if args.ranks == "auto" else int(args.ranks)
-        settings = open_folder(out, demo_settings(args.quick, args.seeds, ranks), args.force)
+        settings = open_folder(out, demo_settings(args.quick, args.seeds, int(args.ranks)), args.force)
     except (ConfigError, ValueError) as e:
         print(f"scaling demo: {e}", file=sys.stderr)
         return 2
@@ -96,14 +72,16 @@ def main(argv: list[str] | None = None) -> int:
 
     # SIGTERM unwinds like Ctrl-C, so a running training job is stopped (and checkpoints) with the demo.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    from scaling.demo.report import plural
+    from scaling.demo.stats import plural
     from scaling.demo.steps import STEPS, Demo
 
     s = settings
-    # 2 runs at once when 2 cores are free: start-up (importing torch, the launcher's own processes) is mostly
-    # one core's work, so a second run fills the idle core. Measured: the 2 stage-2 runs of --quick in 22-26 s,
-    # one after the other in 35 s.
-    jobs = 2 if two_cores else 1
+    # 2 runs at once wherever 2 cores are allowed, one thread each (`scaling sweep run --jobs 2`): a run's
+    # start-up (importing torch and DeepSpeed, building the engine: ~5 s) is one core's work, and one thread per
+    # run does more per core than two threads on one run (micro at 16 px: 2,039 img/s on one thread, 3,255 on
+    # two). Not only when the cores look idle at start: on a shared box a passing blip then made the runs go one
+    # at a time (--quick measured 172 s instead of ~90 s); two runs share whatever is free instead.
+    jobs = min(2, len(os.sched_getaffinity(0)))
     how = "2 ranks per run (DeepSpeed launcher)" if s.ranks == 2 else "1 process per run"
     print(f"scaling demo{' --quick' if s.quick else ''}: {s.model}, {plural(s.seeds, 'seed')}, {how}"
           f"{', 2 runs at once' if jobs == 2 else ''} -> {out}")
@@ -124,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"      {summary} ({_duration(seconds)})", flush=True)
     print(f"done in {_duration(time.perf_counter() - start)}. Read {out / 'report.md'}")
     print(f"next: tensorboard --logdir {out / 'compare' / 'runs'}; the full demo: scaling demo; one run of your "
-          "own: scaling train --config configs/tiny/mae.yaml run_dir=runs/my_mae")
+          "own: scaling train --config tiny/mae run_dir=runs/my_mae")
     return 0
 
 

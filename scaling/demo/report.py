@@ -8,24 +8,21 @@ is its stage-2 samples over the samples the MAE-initialised run needed to reach 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
 
+from scaling.config import load_yaml
 from scaling.demo.folder import read_stamp
-from scaling.demo.stats import LEVEL, Estimate, estimate, samples_to_reach, smoothed
+from scaling.demo.stats import LEVEL, Estimate, estimate, plural, samples_to_reach, smoothed
+from scaling.demo.sweep_report import held_out_lines, read_csv, sweep_lines
 from scaling.engine.metrics import read_metrics
+from scaling.models.registry import MODELS
 
-METRICS = ("linear_top1", "knn_top1", "lowshot1_top1", "lowshot5_top1", "lowshot10_top1")
+METRICS = ("linear_top1", "knn_top1", "lowshot1_top1", "lowshot5_top1", "lowshot10_top1", "val_top1")
 NAMES = {"linear_top1": "linear probe top-1", "knn_top1": "kNN top-1", "lowshot1_top1": "1-shot top-1",
-         "lowshot5_top1": "5-shot top-1", "lowshot10_top1": "10-shot top-1"}
-FIGURE = "figures/compute_vs_linear_top1.png"
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+         "lowshot5_top1": "5-shot top-1", "lowshot10_top1": "10-shot top-1",
+         "val_top1": "stage-2 classifier top-1 (its own head)"}
 
 
 def _interval(e: Estimate, scale: float = 1.0, digits: int = 1) -> str:
@@ -41,23 +38,21 @@ def _verdict(e: Estimate, up: str, down: str, none: str) -> str:
     return up if e.lo > 0 else down if e.hi < 0 else none
 
 
-def plural(n: int, word: str) -> str:
-    """'1 seed', '3 seeds' (the demo's printouts and report)."""
-    return f"{n} {word}{'s' * (n != 1)}"
-
-
 class Comparison:
     """The main comparison's runs, paired by seed: recipe -> seed -> run dir."""
 
     def __init__(self, out: Path) -> None:
         folder = out / "compare"
-        self.rows = _rows(folder / "sweep.csv")
+        self.rows = read_csv(folder / "sweep.csv")
         self.runs: dict[str, dict[int, Path]] = {"mae_wsp": {}, "wsp": {}, "mae": {}}
         for r in self.rows:
             self.runs[r["recipe"]][int(r["seed"])] = folder / r["run_dir"]
         self.seeds = sorted(set(self.runs["mae_wsp"]) & set(self.runs["wsp"]))
         self.summary = {p: json.loads((p / "summary.json").read_text()) for rs in self.runs.values()
                         for p in rs.values()}
+        run = self.runs["wsp"][self.seeds[0]]
+        model = (load_yaml(run / "config.yaml").get("model") or {}) if (run / "config.yaml").is_file() else {}
+        self.img_size = model.get("img_size") or MODELS[self.summary[run]["model"]].img_size
 
     def curve(self, recipe: str, seed: int) -> tuple[list[int], list[float]]:
         m = read_metrics(self.runs[recipe][seed] / "metrics.jsonl")
@@ -142,40 +137,10 @@ def _compute_lines(c: Comparison) -> list[str]:
             "below puts both recipes on one compute axis with stage 1 counted."]
 
 
-def _sweep_lines(out: Path) -> list[str]:
-    folder = out / "sweep"
-    results, fit = folder / "results.csv", folder / "FIT.json"
-    if not results.is_file():
-        return ["(the sweep has not run yet)"]
-    rows = [r for r in _rows(results) if r["metric"] == "linear_top1"]
-    cells: dict[tuple[str, int], dict[str, dict]] = {}
-    for r in rows:
-        cells.setdefault((r["model"], int(r["samples"])), {})[r["recipe"]] = r
-    lines = ["| model | params | stage-2 samples | total FLOPs, from MAE | total FLOPs, random init | "
-             "top-1 from MAE (%) | top-1 random init (%) | difference (points) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    wins = 0
-    for (model, samples), by in sorted(cells.items(), key=lambda kv: (int(next(iter(kv[1].values()))["params"]),
-                                                                      kv[0][1])):
-        if set(by) != {"mae_wsp", "wsp"}:
-            continue
-        a, b = by["mae_wsp"], by["wsp"]
-        d = 100 * (float(a["value"]) - float(b["value"]))
-        wins += d > 0
-        lines.append(f"| {model} | {int(a['params']):,} | {samples:,} | {float(a['total_flops']):.3g} | "
-                     f"{float(b['total_flops']):.3g} | {100 * float(a['value']):.1f} | {100 * float(b['value']):.1f} "
-                     f"| {d:+.1f} |")
-    pairs = len(lines) - 2
-    lines += ["", f"From MAE was higher in {wins} of {pairs} cells (1 seed each: single runs, no intervals), at the "
-              "cost of its stage 1. The fit (`scaling fit --law power --x total_flops --y linear_top1 --group-by "
-              f"recipe`, from `{fit.relative_to(out)}`):", ""]
-    if fit.is_file():
-        from scaling.laws.report import format_report
-
-        lines += ["```", format_report(json.loads(fit.read_text())), "```"]
-    if (out / FIGURE).is_file():
-        lines += ["", f"![compute vs accuracy]({FIGURE})"]
-    return lines
+def _final_losses(conv: dict, classes: int) -> str:
+    final = {k: estimate([y[-1] for _, y in runs]) for k, runs in conv["curves"].items()}
+    return (f"from MAE {_interval(final['mae_wsp'], 1, 3)}, from random init {_interval(final['wsp'], 1, 3)} "
+            f"(chance: ln {classes} = {math.log(classes):.3f})")
 
 
 def build_report(out: Path) -> tuple[str, str]:
@@ -196,39 +161,47 @@ def build_report(out: Path) -> tuple[str, str]:
         + f": {_interval(lin, 100)} points (from MAE minus random init)")
     train = json.loads((out / "shards" / "train" / "shards.json").read_text())
     val = json.loads((out / "shards" / "val" / "shards.json").read_text())
+    held_lines, held_verdict = held_out_lines(out / "sweep")
     headline = (f"convergence: {conv_head.split(':')[0]}; accuracy: {acc_head.split(':')[0]} "
-                f"({plural(len(c.seeds), 'seed')}, {s['model']})")
+                f"({plural(len(c.seeds), 'seed')}, {s['model']}); prediction: {held_verdict}")
     lines = [
         "# scaling demo: MAE pre-pretraining in miniature",
         "",
         f"{'`--quick` run: ' if s['quick'] else ''}{s['model']} on the bundled Fashion-MNIST subset "
         f"({train['num_samples']:,} training / {val['num_samples']:,} validation images, {train['num_classes']} "
-        f"classes), {plural(len(c.seeds), 'seed')}. Stage 1: MAE, {s['stage1_samples']:,} samples. Stage 2: WSP "
-        f"(softmax cross-entropy on the labels), {s['stage2_samples']:,} samples, from the MAE encoder and from random "
-        f"init. Intervals: {LEVEL:.0%} Student-t over seeds (paired by seed). Every number below is read from the "
-        "run outputs in this folder; `scaling demo --report-only --out DIR` rebuilds this file from them.",
+        f"classes) at {c.img_size} px, {plural(len(c.seeds), 'seed')}. Stage 1: MAE, {s['stage1_samples']:,} samples "
+        f"({s['stage1_samples'] / train['num_samples']:.1f} passes over the training images). Stage 2: WSP (softmax "
+        f"cross-entropy on the labels), {s['stage2_samples']:,} samples, from the MAE encoder and from random init. "
+        f"Intervals: {LEVEL:.0%} Student-t over seeds (paired by seed). Every number below is read from the run "
+        "outputs in this folder; `scaling demo --report-only --out DIR` rebuilds this file from them.",
         "",
         "## Answer at this scale",
         "",
         f"- **Convergence**: MAE pre-pretraining {conv_head}.",
         f"- **Accuracy**: {acc_head}.",
         f"- **Compute**: {_compute_lines(c)[0]}",
+        f"- **Prediction**: {held_verdict} (the sweep's largest-compute run of each recipe, held out of the fit).",
         "",
         "## Stage-2 convergence",
         "",
-        f"Trailing mean over {conv['window']} logged steps (stage-2 `metrics.jsonl`).",
+        f"Trailing mean over {conv['window']} logged steps (stage-2 `metrics.jsonl`). Final training loss: "
+        f"{_final_losses(conv, train['num_classes'])}.",
         "",
         *conv_table,
         "",
         "![stage-2 convergence](figures/convergence.png)",
         "",
-        "## Accuracy (`scaling eval` on the validation images)",
+        "## Accuracy (`scaling eval` of the encoders on the validation images; the classifier's own top-1: its run)",
         "",
         *acc_table,
         "",
         "## Sweep: model size x samples x recipe, compute with stage 1 counted",
         "",
-        *_sweep_lines(out),
+        *sweep_lines(out),
+        "",
+        "## Held-out prediction",
+        "",
+        *held_lines,
         "",
         "## Steps",
         "",

@@ -34,6 +34,11 @@ def estimate(values: list[float], level: float = LEVEL) -> Estimate:
     return Estimate(mean, mean - half, mean + half, n)
 
 
+def plural(n: int, word: str) -> str:
+    """'1 seed', '3 seeds' (the demo's printouts and report)."""
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def smoothed(losses: list[float], window: int) -> list[float]:
     """Trailing mean over `window` logged steps: one noisy micro-batch does not decide when a target is met."""
     out, total = [], 0.0

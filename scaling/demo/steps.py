@@ -3,7 +3,8 @@ outputs exist is skipped (its runs, evals and tables are reused), so a re-run re
 
 Every step goes through the commands a user runs: `scaling data write`, the sweep folders' job scripts
 (`scaling sweep`; the DeepSpeed launcher for 2 ranks), `scaling eval`, `scaling results collect`,
-`scaling fit`, `scaling plot`; their own output goes to DIR/logs/ (and to the terminal with --verbose).
+`scaling fit`; their own output goes to DIR/logs/ (and to the terminal with --verbose). The sweep's figure is
+`scaling plot`'s compute figure with its accuracy axis held to 0-100% (figures.sweep_figure).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pathlib import Path
 
 from scaling.config import ConfigError
 from scaling.demo.launch import run_jobs
-from scaling.demo.report import plural
 from scaling.demo.settings import DemoSettings
 from scaling.demo.specs import compare_spec, sweep_spec, write_spec
+from scaling.demo.stats import plural
+from scaling.demo.sweep_report import FIGURE, METRIC, METRIC_NAME, largest_runs
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "fashion_mnist"
 PROTOCOLS = ("linear", "knn", "lowshot")
@@ -28,6 +30,8 @@ PROTOCOLS = ("linear", "knn", "lowshot")
 # than training at this size (the chosen decay sits inside these grids here; each EVAL.json lists its own).
 EVAL_ARGS = {"linear": ["--grid", "1e-6,1e-5,1e-4,1e-3"], "knn": [],
              "lowshot": ["--grid", "1e-4,1e-2", "--splits", "3"]}
+# Whole images, as the runs train and validate on them (configs/demo: min_scale 1, eval.center_fraction 1).
+EVAL_VIEW = ["--center-fraction", "1.0"]
 
 
 @dataclass
@@ -91,7 +95,7 @@ def _summary(run_dir: Path) -> dict:
 
 
 def step_stage1(d: Demo) -> str:
-    folder = _make_sweep(d, "compare", compare_spec(d.settings, d.shards / "train"))
+    folder = _make_sweep(d, "compare", compare_spec(d.settings, d.shards))
     how = "2 ranks (DeepSpeed launcher)" if d.settings.ranks == 2 else "1 process"
     names = run_jobs(folder, "mae", d.echo, d.verbose, d.jobs)
     losses = [_summary(folder / "runs" / n)["loss"] for n in names]
@@ -130,7 +134,8 @@ def _evaluate(d: Demo, folder: Path, protocols: tuple[str, ...], extra: list[str
                 continue
             d.call(eval_main, ["--weights", str(folder / "runs" / run), "--protocol", protocol, "--train",
                                str(d.shards / "train"), "--val", str(d.shards / "val"), "--out", str(target),
-                               "--cache-dir", str(d.out / "cache" / "features"), *EVAL_ARGS[protocol], *extra],
+                               "--cache-dir", str(d.out / "cache" / "features"), *EVAL_ARGS[protocol], *EVAL_VIEW,
+                               *extra],
                    "eval.log")
             done += 1
     return done
@@ -149,25 +154,28 @@ def step_eval(d: Demo) -> str:
 
 
 def step_sweep(d: Demo) -> str:
+    from scaling.demo.figures import sweep_figure
     from scaling.laws.cli import main as laws_main
 
     s = d.settings
-    folder = _make_sweep(d, "sweep", sweep_spec(s, d.shards / "train"))
+    folder = _make_sweep(d, "sweep", sweep_spec(s, d.shards))
     for stage in ("mae", "wsp"):
         run_jobs(folder, stage, d.echo, d.verbose, d.jobs)
-    _evaluate(d, folder, ("linear",), ["--train-samples", str(s.sweep_eval_samples)])
-    results, fit = folder / "results.csv", folder / "FIT.json"
-    figure = d.out / "figures" / "compute_vs_linear_top1.png"
+    results, fit, figure = folder / "results.csv", folder / "FIT.json", d.out / FIGURE
     figure.parent.mkdir(parents=True, exist_ok=True)
-    # The fit and figure count stage-1 compute: x = total_flops (MAE pre-pretraining included for mae_wsp).
     d.call(laws_main, ["results", "collect", str(folder), "--out", str(results)], "sweep_fit.log")
-    d.call(laws_main, ["fit", str(results), "--law", "power", "--x", "total_flops", "--y", "linear_top1",
-                       "--group-by", "recipe", "--out", str(fit)], "sweep_fit.log")
-    d.call(laws_main, ["plot", str(results), "--fit", str(fit), "--out", str(figure)], "sweep_fit.log")
+    # The prediction to check: the largest-compute run of each recipe is left out of the fit. The fit and
+    # figure count stage-1 compute: x = total_flops (MAE pre-pretraining included for mae_wsp).
+    held = largest_runs(results)
+    d.call(laws_main, ["fit", str(results), "--law", "power", "--x", "total_flops", "--y", METRIC, "--y-kind",
+                       "accuracy", "--group-by", "recipe", "--holdout-where", "run=" + ",".join(held.values()),
+                       "--out", str(fit)], "sweep_fit.log")
+    sweep_figure(results, fit, figure, f"{METRIC_NAME}: the classifier's top-1 on the validation images")
     runs = len(_stage2_runs(folder))
     models = len(s.sweep_models)
     return (f"{runs} stage-2 runs ({plural(models, 'model')} x {len(s.sweep_samples)} budgets x 2 recipes) + "
-            f"{plural(models, 'stage-1 run')}; {results.name}, {fit.name} -> {folder}; figure {figure}")
+            f"{plural(models, 'stage-1 run')}; {results.name}, {fit.name} (held out: {', '.join(held.values())}) -> "
+            f"{folder}; figure {figure}")
 
 
 def step_report(d: Demo) -> str:
