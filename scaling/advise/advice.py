@@ -100,13 +100,15 @@ def _row(cands: Table, i: int) -> dict:
     return out
 
 
-def advise(fit: Fit, draws: np.ndarray, widen: float, sel: Selection, cands: Table, req: Request) -> dict:
-    """ADVICE.json's content for a fitted law, its bootstrap draws [B, p] and the candidates."""
+def advise(fit: Fit, draws: np.ndarray, widen: float, sel: Selection, cands: Table, req: Request,
+           trained: Table | None = None) -> dict:
+    """ADVICE.json's content for a fitted law, its bootstrap draws [B, p] and the candidates; `trained`: the
+    whole results table, whose runs are not proposed again (default: the fitted rows)."""
     k_nd = req.flops_per_param_sample
     if k_nd is None and fit.law.name == "chinchilla" and sel.table.has("flops"):
         k_nd = flops_per_param_sample(sel.table.numbers("flops"), sel.data.X["N"], sel.data.X["D"])
     dec = decisions.parse(req.decision, fit, sel, req.group_by, k_nd, req.compare)
-    cands, done = _not_trained(cands, sel.table)
+    cands, done = _not_trained(cands, sel.table if trained is None else trained)
     X, group, cost = candidate_inputs(cands, fit, sel, req)
     with np.errstate(all="ignore"):
         g_all = np.log(np.array([dec.g(t) for t in draws]))

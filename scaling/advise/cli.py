@@ -102,7 +102,7 @@ def _advise(args: argparse.Namespace) -> int:
     from scaling.laws.laws import get_law
     from scaling.laws.pipeline import FitOptions, fit_table
     from scaling.laws.report import load_fit, write_fit
-    from scaling.laws.results import select
+    from scaling.laws.results import apply_where, select
     from scaling.laws.table import DataError, read_table, sha256_of
 
     missing = [f"--{n}" for n in ("law", "decision", "candidates") if not getattr(args, n)]
@@ -144,7 +144,12 @@ def _advise(args: argparse.Namespace) -> int:
     req = Request(args.decision, args.k, args.budget, args.cost_column, args.cost_exponent, args.stake, compare,
                   group_by, args.flops_per_param_sample, args.level, args.target,
                   {"inputs": {"results": args.results, "candidates": args.candidates}, "source": source})
-    advice = advise(fit, draws, widen, sel, cands, req)
+    # The --where filters bind the candidates too (a wsp run says nothing about a fit of mae_wsp runs), on the
+    # columns they carry (results-only columns such as metric are not there); a candidate already trained is
+    # looked up in the whole results table, not only in the rows the filters kept.
+    kept = [w for w in args.where if "=" in w and cands.has(w.partition("=")[0].strip())]
+    cands = apply_where(cands, kept) if kept and len(cands) else cands
+    advice = advise(fit, draws, widen, sel, cands, req, trained=table)
     specs = []
     if args.sweep_spec:
         from scaling.advise.candidates import write_sweep_specs
@@ -169,11 +174,12 @@ def format_advice(a: dict) -> str:
     for name, iv in (d.get("also") or {}).items():
         lines.append(f"  {name} = {_fmt(iv['value'])} [{_fmt(iv['lo'])}, {_fmt(iv['hi'])}]")
     keys = [k for k in ("run", "model", "recipe", "params", "samples") if a["chosen"] and k in a["chosen"][0]]
-    head = "".join(f"{k:>14}" if k != "run" else f"{k:<36}" for k in keys)
+    w = max([len(str(c.get("run", ""))) for c in a["chosen"]] + [3]) + 1  # whole run names: they are typed
+    head = "".join(f"{k:>17}" if k != "run" else f"{k:<{w}}" for k in keys)
     lines += ["", f"{'#':>2} {head}{'flops':>11}{'score/FLOP':>12}{'expected lo':>13}{'expected hi':>13}"
               f"{'VOI FLOPs':>11}  worth it"]
     for i, c in enumerate(a["chosen"], 1):
-        cells = "".join(f"{str(c[k])[:35]:<36}" if k == "run" else f"{_fmt(c[k]):>14}" for k in keys)
+        cells = "".join(f"{str(c[k]):<{w}}" if k == "run" else f"{_fmt(c[k]):>17}" for k in keys)
         worth = {True: "yes", False: "no", None: "-"}[c["worth_cost"]]
         lines.append(f"{i:>2} {cells}{_fmt(c['flops']):>11}{_fmt(c['score']):>12}{_fmt(c['lo']):>13}"
                      f"{_fmt(c['hi']):>13}{_fmt(c['value_of_information_flops']):>11}  {worth}")
