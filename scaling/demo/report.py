@@ -14,6 +14,7 @@ from pathlib import Path
 
 from scaling.config import load_yaml
 from scaling.demo.folder import read_stamp
+from scaling.demo.next_runs import next_lines
 from scaling.demo.stats import LEVEL, Estimate, estimate, plural, samples_to_reach, smoothed
 from scaling.demo.sweep_report import held_out_lines, read_csv, sweep_lines
 from scaling.engine.metrics import read_metrics
@@ -212,6 +213,10 @@ def build_report(out: Path) -> tuple[str, str]:
         "Runs: `compare/runs/` (main comparison), `sweep/runs/` (sweep); each holds config.yaml, metrics.jsonl, "
         "checkpoints/ and summary.json (its `eval` filled by `scaling eval`; the eval JSONs are in `eval/`). "
         "Logs of every command: `logs/`.",
+        "",
+        "## What to run next",
+        "",
+        *next_lines(out),
     ]
     return "\n".join(lines) + "\n", headline
 

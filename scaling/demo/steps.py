@@ -3,8 +3,8 @@ outputs exist is skipped (its runs, evals and tables are reused), so a re-run re
 
 Every step goes through the commands a user runs: `scaling data write`, the sweep folders' job scripts
 (`scaling sweep`; the DeepSpeed launcher for 2 ranks), `scaling eval`, `scaling results collect`,
-`scaling fit`; their own output goes to DIR/logs/ (and to the terminal with --verbose). The sweep's figure is
-`scaling plot`'s compute figure with its accuracy axis held to 0-100% (figures.sweep_figure).
+`scaling fit`, `scaling advise`; their own output goes to DIR/logs/ (and to the terminal with --verbose). The
+sweep's figure is `scaling plot`'s compute figure with its accuracy axis held to 0-100% (figures.sweep_figure).
 """
 
 from __future__ import annotations
@@ -171,11 +171,28 @@ def step_sweep(d: Demo) -> str:
                        "accuracy", "--group-by", "recipe", "--holdout-where", "run=" + ",".join(held.values()),
                        "--out", str(fit)], "sweep_fit.log")
     sweep_figure(results, fit, figure, f"{METRIC_NAME}: the classifier's top-1 on the validation images")
+    _advise_next(d, results)
     runs = len(_stage2_runs(folder))
     models = len(s.sweep_models)
     return (f"{runs} stage-2 runs ({plural(models, 'model')} x {len(s.sweep_samples)} budgets x 2 recipes) + "
             f"{plural(models, 'stage-1 run')}; {results.name}, {fit.name} (held out: {', '.join(held.values())}) -> "
             f"{folder}; figure {figure}")
+
+
+def _advise_next(d: Demo, results: Path) -> None:
+    """`scaling advise` on the sweep (next_runs.py); a sweep it cannot advise on is said in the report, not a
+    failed demo."""
+    from scaling.advise.cli import main as advise_main
+    from scaling.demo.next_runs import FAILED, advise_argvs
+
+    failed = d.out / FAILED
+    failed.unlink(missing_ok=True)
+    grid, advise = advise_argvs(d.out, d.settings.sweep_samples)
+    try:
+        d.call(advise_main, grid, "sweep_advise.log")
+        d.call(advise_main, advise, "sweep_advise.log")
+    except ConfigError as e:
+        failed.write_text(f"{e}\n")
 
 
 def step_report(d: Demo) -> str:
@@ -190,6 +207,6 @@ STEPS: list[tuple[str, str, Callable[[Demo], str]]] = [
     ("stage1", "stage 1: MAE pre-pretraining", step_stage1),
     ("stage2", "stage 2: WSP from the MAE encoder and from random init", step_stage2),
     ("eval", "evaluation: linear probe, kNN, low-shot", step_eval),
-    ("sweep", "sweep: sizes x budgets x recipes, results, fit, figure", step_sweep),
+    ("sweep", "sweep: sizes x budgets x recipes, results, fit, figure, advice", step_sweep),
     ("report", "report", step_report),
 ]

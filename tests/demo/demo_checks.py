@@ -77,3 +77,15 @@ def check_held_out_prediction(out: Path) -> None:
     assert demo("--report-only", "--out", str(out)).returncode == 0
     line = next(ln for ln in (out / "report.md").read_text().splitlines() if f"| {r.run} |" in ln)
     assert line.rstrip(" |").endswith("no" if r.covered else "yes"), line
+
+
+def check_next_runs(out: Path) -> None:
+    """The report ends with `scaling advise`'s two picks for the MAE recipe, as ADVICE.json holds them, and
+    the command that runs them names spec files that exist."""
+    advice = json.loads((out / "sweep" / "ADVICE.json").read_text())
+    section = (out / "report.md").read_text().split("## What to run next")[1]
+    assert "\n## " not in section and len(advice["chosen"]) == 2, advice["chosen"]
+    for c in advice["chosen"]:
+        assert c["recipe"] == "mae_wsp" and f"| {c['run']} |" in section
+    for spec in advice["sweep_specs"]:
+        assert Path(spec).is_file() and f"scaling sweep {spec} --out" in section

@@ -64,7 +64,7 @@ def test_quick_demo_leaves_every_stage_and_resumes(tmp_path):
     assert again.stdout.count("done before, skipped") == 3 + 11
     after = _mtimes(out)
     changed = sorted(str(p.relative_to(out)) for p in after if before.get(p) != after[p])
-    assert all(c.startswith("sweep/") and c.endswith((".csv", "FIT.json")) for c in changed), changed
+    assert all(c.startswith("sweep/") and c.endswith((".csv", "FIT.json", "ADVICE.json")) for c in changed), changed
 
     # The report is read from the outputs: change one run's eval, rebuild, and its number changes.
     mae_wsp = out / "compare" / "runs" / runs[1] / "summary.json"

@@ -83,3 +83,35 @@ def test_sweep_section_states_span_and_monotone_steps(tmp_path):
     step_sweep(Demo(out, demo_settings(False, None, 1), echo=lambda s: None))  # results.csv collected again
     text, _ = build_report(out)
     assert "rose with compute in 11 of 12 steps" in text and "spans 30.0-" in text
+
+
+def test_the_report_ends_with_advise_picks_and_the_command_to_run_them(tmp_path):
+    """`scaling advise` ran on the sweep (decision: mae_wsp's val top-1 at 4x the largest total compute); the
+    report's last section shows its two picks as ADVICE.json has them, and the specs it names are ones
+    `scaling sweep` writes a folder from."""
+    from scaling.demo.next_runs import ADVICE, FAILED, NEXT_SPEC, next_lines
+    from scaling.sweep.cli import main as sweep_main
+
+    out, folder = _sweep(tmp_path)
+    advice = json.loads((out / ADVICE).read_text())
+    biggest = max(float(r["total_flops"]) for r in read_csv(folder / "results.csv") if r["metric"] == "val_top1")
+    assert math.isclose(float(advice["decision"]["spec"].split("=")[-1]), 4 * biggest, rel_tol=1e-3)
+    trained = {r["run"] for r in read_csv(folder / "sweep.csv")}
+    chosen = advice["chosen"]
+    assert len(chosen) == 2 and all(c["recipe"] == "mae_wsp" and c["run"] not in trained for c in chosen)
+
+    text, _ = build_report(out)
+    section = text.split("## What to run next")[1]
+    assert "## " not in section  # the report ends with it
+    for i, c in enumerate(chosen, 1):
+        assert f"| {i} | {c['run']} | {c['model']} | {int(c['samples']):,} |" in section
+    specs = advice["sweep_specs"]
+    assert specs and str(out / NEXT_SPEC) == specs[0]
+    for spec in specs:
+        assert f"scaling sweep {spec} --out" in section
+        assert sweep_main([spec, "--out", str(tmp_path / "next" / spec.rsplit("/", 1)[-1])]) == 0
+    written = [r["run"] for s in specs for r in read_csv(tmp_path / "next" / s.rsplit("/", 1)[-1] / "sweep.csv")]
+    assert {c["run"] for c in chosen} <= set(written)
+
+    (out / FAILED).write_text("every candidate is already in the results\n")
+    assert "could not advise on this sweep: every candidate is already" in next_lines(out)[0]
