@@ -73,9 +73,10 @@ def next_lines(out: Path) -> list[str]:
         lines.append(f"| {i} | {c['run']} | {c['model']} | {int(float(c['samples'])):,} | {float(c['flops']):.3g} | "
                      f"{_acc(c['lo'], c['hi'])} | {worth} |")
     stop = a["stop"]
+    how = ("(a sweep folder of their own; a from-MAE run brings its stage-1 run along), then fit again with the "
+           "sweep's runs:")
     lines += ["", f"**Verdict** ({stop['verdict']}): {stop['reason'].rstrip('.')}.", "",
-              "To train them (a sweep folder of their own; a from-MAE run brings its stage-1 run along), then fit "
-              "again with the sweep's runs:", "", "```bash"]
+              f"To train them anyway {how}" if stop["verdict"] == "stop" else f"To train them {how}", "", "```bash"]
     for spec in a.get("sweep_specs", []):
         folder = out / Path(spec).stem
         lines.append(f"scaling sweep {spec} --out {folder} && scaling sweep run {folder} --jobs 2")

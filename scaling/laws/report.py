@@ -136,17 +136,18 @@ def format_report(report: dict) -> str:
             f"the compute of {m['new']} [{_fmt(m['lo'])}, {_fmt(m['hi'])}]"
         )
     if report.get("holdout"):
+        w = max(34, *(len(h["run"]) for h in report["holdout"]))  # whole run names: they are typed again
         lines += [
             "",
             "backtest (held out; values in fit space"
             + (": error rate" if acc else "")
             + f"; lo, hi: {pct}% prediction interval of a run; mean lo, hi: the mean curve's)",
-            f"{'run':<34} {'x':>10} {'actual':>10} {'predicted':>10} {'lo':>10} {'hi':>10} {'mean lo':>10} "
+            f"{'run':<{w}} {'x':>10} {'actual':>10} {'predicted':>10} {'lo':>10} {'hi':>10} {'mean lo':>10} "
             f"{'mean hi':>10}",
         ]
         for h in report["holdout"]:
             lines.append(
-                f"{h['run'][:34]:<34} {h['x']:>10.4g} {h['actual']:>10.4g} {h['predicted']:>10.4g} "
+                f"{h['run']:<{w}} {h['x']:>10.4g} {h['actual']:>10.4g} {h['predicted']:>10.4g} "
                 f"{_fmt(h['lo']):>10} {_fmt(h['hi']):>10} {_fmt(h.get('ci_lo')):>10} {_fmt(h.get('ci_hi')):>10}"
             )
         s = report.get("holdout_summary") or {}
