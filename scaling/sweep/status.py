@@ -127,7 +127,9 @@ def _progress(f: RunFacts) -> str:
 def classify(f: RunFacts, job: Job | None) -> tuple[str, str]:
     """(state, detail) of one run from its files and its current job as Slurm reports it (None: not known)."""
     if finished(f.summary):
-        return "done", f"{f.summary.get('samples_seen')} samples, loss {f.summary.get('loss')}"
+        loss = f.summary.get("loss")
+        return "done", f"{f.summary.get('samples_seen')} samples, loss " + (
+            f"{loss:.4f}" if isinstance(loss, (int, float)) else str(loss))
     jid = f"job {f.job_id}"
     if job is not None and job.alive:
         if job.state == "PENDING" and job.reason == NEVER_STARTS:

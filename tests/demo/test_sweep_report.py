@@ -112,6 +112,14 @@ def test_the_report_ends_with_advise_picks_and_the_command_to_run_them(tmp_path)
         assert sweep_main([spec, "--out", str(tmp_path / "next" / spec.rsplit("/", 1)[-1])]) == 0
     written = [r["run"] for s in specs for r in read_csv(tmp_path / "next" / s.rsplit("/", 1)[-1] / "sweep.csv")]
     assert {c["run"] for c in chosen} <= set(written)
+    # The collect command names each chosen run's folder where `scaling sweep` puts it (not the new folders
+    # whole: their stage-1 run has the sweep's own run's name, which collect refuses).
+    collect = next(ln for ln in section.splitlines() if ln.startswith("scaling results collect"))
+    for s in specs:
+        name = s.rsplit("/", 1)[-1].removesuffix(".yaml")
+        for r in read_csv(tmp_path / "next" / s.rsplit("/", 1)[-1] / "sweep.csv"):
+            if r["run"] in {c["run"] for c in chosen}:
+                assert f" {out / name / r['run_dir']} " in collect
 
     (out / FAILED).write_text("every candidate is already in the results\n")
     assert "could not advise on this sweep: every candidate is already" in next_lines(out)[0]
