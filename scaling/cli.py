@@ -53,10 +53,16 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_known_noise()  # known DeepSpeed/torch noise, before any command imports them
     module = importlib.import_module(COMMANDS[name][0])
-    # Modules that serve several commands (fit, plot, results) take the command name first.
-    if getattr(module, "MULTI_COMMAND", False):
-        return int(module.main([name, *rest]) or 0)
-    return int(module.main(rest) or 0)
+    try:
+        # Modules that serve several commands (fit, plot, results) take the command name first.
+        if getattr(module, "MULTI_COMMAND", False):
+            return int(module.main([name, *rest]) or 0)
+        return int(module.main(rest) or 0)
+    except BrokenPipeError:
+        # `scaling plan ... | head`: the reader left; no traceback, and none again when Python flushes stdout
+        # at exit (the Python docs' recipe: point stdout at devnull).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -59,3 +59,14 @@ def test_what_next_names_the_next_stage_and_resume():
     assert "resume=auto" not in text
     assert "scaling train --config configs/wsp/vit_2b_patch14.yaml init_from=runs/m run_dir=runs/m_wsp" in text
     assert "--config WSP_CONFIG.yaml" in what_next(mae, {}, None)  # no config file to pair with
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`scaling plan ... | head -1`: the pipe closes before the output is written; one exit code, no traceback
+    (there were two: the print's and LineFilter's flush at exit)."""
+    proc = subprocess.Popen([sys.executable, "-m", "scaling.cli", "plan", "--model", "vit_huge_patch14", "--stage",
+                             "wsp", "--gpus", "64", "--gpu", "h100"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    proc.stdout.close()  # long before the interpreter has imported anything
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1 and "Traceback" not in err and "Broken pipe" not in err, err
