@@ -17,6 +17,7 @@ so they are lower bounds, exact for a term never pruned.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from typing import Any
 
@@ -73,9 +74,16 @@ class TermSketch:
 
     def top(self, k: int, min_df: int = 1) -> list[tuple[str, int, int]]:
         """(term, count, df) of the k largest document frequencies >= min_df; ties by term, for a
-        deterministic order."""
-        ranked = sorted((t for t, v in self.df.items() if v >= min_df), key=lambda t: (-self.df[t], t))
-        return [(t, self.count[t], self.df[t]) for t in ranked[:k]]
+        deterministic order. Sorts only the terms above the k-th largest df (fewer than k) and picks the
+        ties at it by name: the sketch holds up to 2 x capacity terms, ten times k."""
+        df = self.df
+        floor = min_df
+        if len(df) > k:
+            values = np.fromiter(df.values(), dtype=np.int64, count=len(df))
+            floor = max(min_df, int(np.partition(values, len(values) - k)[len(values) - k]))  # k-th largest
+        above = sorted((-v, t) for t, v in df.items() if v > floor)
+        ties = heapq.nsmallest(k - len(above), (t for t, v in df.items() if v == floor))
+        return [(t, self.count[t], df[t]) for t in [t for _, t in above] + ties]
 
     def state(self) -> dict[str, Any]:
         """What a worker process sends back (plain data: pickles fast)."""

@@ -23,7 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from scaling.config import ConfigError
-from scaling.data.caption_scan import ShardError, shard_captions
+from scaling.data.caption_scan import ShardError, shard_caption_chunks, shard_captions
 from scaling.data.captions import Normalizer, TermOptions
 from scaling.data.shards import ShardSet, list_shards, probe_indices
 from scaling.data.sketch import TermSketch
@@ -90,19 +90,22 @@ def count_shard(url: str, quota: int | None, normalizer: Normalizer, sketch: Ter
     # Bound methods in locals: this loop runs once per caption, a billion times.
     term_list, unique, add_distinct, add_all = normalizer.term_list, dict.fromkeys, distinct.extend, occurrences.extend
     try:
-        with closing(shard_captions(url)) as stream:
-            for caption in stream:
-                samples += 1
-                if caption is None:
-                    continue
-                captions += 1
-                terms = term_list(caption)
-                if terms:
-                    add_distinct(unique(terms))
-                    add_all(terms)
-                else:
-                    no_terms += 1
-                if not captions % 4096 and len(occurrences) > BATCH_TERMS:
+        with closing(shard_caption_chunks(url)) as stream:
+            for chunk in stream:
+                texts = [c for c in chunk if c is not None] if None in chunk else chunk
+                if quota is not None and captions + len(texts) >= quota:  # the last chunk: cut at the quota
+                    texts = texts[: quota - captions]
+                    chunk = chunk[: _index_of_nth(chunk, len(texts)) + 1]
+                samples += len(chunk)
+                captions += len(texts)
+                for caption in texts:
+                    terms = term_list(caption)
+                    if terms:
+                        add_distinct(unique(terms))
+                        add_all(terms)
+                    else:
+                        no_terms += 1
+                if len(occurrences) > BATCH_TERMS:
                     sketch.add(distinct, occurrences)
                     distinct.clear()
                     occurrences.clear()
@@ -112,6 +115,16 @@ def count_shard(url: str, quota: int | None, normalizer: Normalizer, sketch: Ter
         error = f"{url}: {e}"
     sketch.add(distinct, occurrences)
     return {"samples": samples, "captions": captions, "no_terms": no_terms, "error": error}
+
+
+def _index_of_nth(chunk: list[str | None], n: int) -> int:
+    """The index of the n-th caption (n >= 1) in a chunk that has None for samples without one."""
+    seen = 0
+    for i, c in enumerate(chunk):
+        seen += c is not None
+        if seen == n:
+            return i
+    raise ValueError(n)
 
 
 def _worker(tasks: Any, results: Any, capacity: int, options: TermOptions) -> None:
