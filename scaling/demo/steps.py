@@ -99,7 +99,7 @@ def step_stage1(d: Demo) -> str:
     how = "2 ranks (DeepSpeed launcher)" if d.settings.ranks == 2 else "1 process"
     names = run_jobs(folder, "mae", d.echo, d.verbose, d.jobs)
     losses = [_summary(folder / "runs" / n)["loss"] for n in names]
-    return (f"{plural(len(names), 'MAE run')} of {d.settings.model}, {d.settings.stage1_samples} "
+    return (f"{plural(len(names), 'MAE run')} of {d.settings.model}, {d.settings.stage1_samples:,} "
             f"samples each, {how}; "
             f"final loss {_span(losses)} -> {folder / 'runs'}")
 
@@ -112,7 +112,7 @@ def step_stage2(d: Demo) -> str:
         s = _summary(folder / "runs" / n)
         by[s["recipe"]].append(s["loss"])
     mean = {k: sum(v) / len(v) for k, v in by.items() if v}
-    return (f"{len(names)} WSP runs ({d.settings.stage2_samples} samples each): final loss from MAE "
+    return (f"{len(names)} WSP runs ({d.settings.stage2_samples:,} samples each): final loss from MAE "
             f"{mean['mae_wsp']:.4f}, from random init {mean['wsp']:.4f} (mean of "
             f"{plural(d.settings.seeds, 'seed')})")
 
@@ -171,19 +171,19 @@ def step_sweep(d: Demo) -> str:
                        "accuracy", "--group-by", "recipe", "--holdout-where", "run=" + ",".join(held.values()),
                        "--out", str(fit)], "sweep_fit.log")
     sweep_figure(results, fit, figure, f"{METRIC_NAME}: the classifier's top-1 on the validation images")
-    _advise_next(d, results)
+    advice = _advise_next(d, results)
     runs = len(_stage2_runs(folder))
     models = len(s.sweep_models)
     return (f"{runs} stage-2 runs ({plural(models, 'model')} x {len(s.sweep_samples)} budgets x 2 recipes) + "
             f"{plural(models, 'stage-1 run')}; {results.name}, {fit.name} (held out: {', '.join(held.values())}) -> "
-            f"{folder}; figure {figure}")
+            f"{folder}; figure {figure}; {advice}")
 
 
-def _advise_next(d: Demo, results: Path) -> None:
+def _advise_next(d: Demo, results: Path) -> str:
     """`scaling advise` on the sweep (next_runs.py); a sweep it cannot advise on is said in the report, not a
-    failed demo."""
+    failed demo. Returns the summary's words on it."""
     from scaling.advise.cli import main as advise_main
-    from scaling.demo.next_runs import FAILED, advise_argvs
+    from scaling.demo.next_runs import ADVICE, FAILED, advise_argvs
 
     failed = d.out / FAILED
     failed.unlink(missing_ok=True)
@@ -193,6 +193,9 @@ def _advise_next(d: Demo, results: Path) -> None:
         d.call(advise_main, advise, "sweep_advise.log")
     except ConfigError as e:
         failed.write_text(f"{e}\n")
+        return "advise: could not advise (see report.md)"
+    a = json.loads((d.out / ADVICE).read_text())
+    return f"advise on the next {plural(len(a['chosen']), 'run')}: {a['stop']['verdict']} ({ADVICE})"
 
 
 def step_report(d: Demo) -> str:
