@@ -109,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from scaling.engine.progress import warnings_above_bar
     from scaling.engine.trainer import TrainingDiverged, train
 
     try:
         # a log line during training goes above the progress bar, not into it (DeepSpeed's logger has its own
         # handler and does not propagate: named too)
-        with logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("DeepSpeed")]):
+        with logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("DeepSpeed")]), warnings_above_bar():
             summary = train(cfg)
     except ConfigError as e:
         if main_rank:

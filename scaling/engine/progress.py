@@ -8,9 +8,12 @@ megabytes with every log message spliced into it, so when the stream is not a TT
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 
@@ -63,3 +66,22 @@ def progress_bar(total: int, initial: int, desc: str, stream: TextIO | None = No
 
         return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True, file=stream)
     return PlainProgress(total, initial, desc, stream=stream)
+
+
+@contextlib.contextmanager
+def warnings_above_bar() -> Iterator[None]:
+    """Python warnings printed through tqdm.write while training: on a terminal above the bar, not spliced into
+    its line (logging_redirect_tqdm does this for log records; warnings go through warnings.showwarning)."""
+    from tqdm import tqdm
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n")
+        tqdm.write(text, file=file or sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown

@@ -38,3 +38,30 @@ def test_a_terminal_gets_tqdm():
     bar = progress_bar(total=3, initial=1, desc="x", stream=_Terminal())
     assert isinstance(bar, tqdm)
     bar.close()
+
+
+def test_a_warning_during_training_prints_above_the_bar_not_into_its_line(monkeypatch):
+    """On a terminal the bar's line ends in no newline; a warning written straight to the stream was spliced
+    into it. Under warnings_above_bar it goes through tqdm.write: the bar's line is cleared first, the warning
+    gets a line of its own, and the bar is drawn again after it."""
+    import warnings
+
+    from scaling.engine.progress import warnings_above_bar
+
+    term = _Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    bar = progress_bar(total=10, initial=0, desc="mae", stream=term)
+    bar.update(3)
+    bar.refresh()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        # Python's own showwarning: formatwarning's text straight to stderr (pytest replaces it with a recorder)
+        warnings.showwarning = lambda m, c, f, n, file=None, line=None: term.write(warnings.formatwarning(m, c, f, n))
+        with warnings_above_bar():
+            warnings.warn("an odd shard", UserWarning, stacklevel=1)
+        assert warnings.showwarning.__name__ == "<lambda>"  # given back after training
+    bar.close()
+    text = term.getvalue()
+    line = next(ln for ln in text.split("\n") if "an odd shard" in ln)
+    shown = line.split("\r")[-1]  # what the terminal shows on that line: the text after its last carriage return
+    assert "UserWarning: an odd shard" in shown and "mae" not in shown, repr(line)
