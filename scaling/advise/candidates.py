@@ -78,9 +78,11 @@ def _parts(chosen: list[dict]) -> list[dict]:
             for (s, m, seed), r in merged.items()]
 
 
-def write_sweep_specs(chosen: list[dict], out: str | Path, spec: str | None = None) -> list[Path]:
+def write_sweep_specs(chosen: list[dict], out: str | Path, spec: str | None = None,
+                      stage1_from: str | None = None) -> list[Path]:
     """Write the chosen runs as sweep spec(s) based on `spec` (its scheduler, configs, overrides); each is
-    checked by expanding it as `scaling sweep` will, so a spec that would not run is never written."""
+    checked by expanding it as `scaling sweep` will, so a spec that would not run is never written.
+    `stage1_from`: the sweep folder whose finished stage-1 runs the mae_wsp runs start from (not trained again)."""
     out = Path(out)
     paths = []
     base = load_yaml(spec) if spec else {"name": "advise", "scheduler": "slurm"}
@@ -91,6 +93,8 @@ def write_sweep_specs(chosen: list[dict], out: str | Path, spec: str | None = No
         data["name"] = f"{base.get('name', 'sweep')}_advise" + (f"_{i + 1}" if i else "")
         if "mae_wsp" in data["recipes"] and not data.get("stage1_samples"):
             raise DataError("--sweep-spec: mae_wsp runs need stage1_samples; pass --spec with the sweep's spec")
+        if stage1_from and "mae_wsp" in data["recipes"]:
+            data["stage1_from"] = str(Path(stage1_from).resolve())
         _expand(data)
         path = out if i == 0 else out.with_name(f"{out.stem}-{i + 1}{out.suffix}")
         texts.append((path, data))

@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--level", type=float, default=0.9)
     p.add_argument("--sweep-spec", help="also write the chosen runs as a sweep spec (YAML) `scaling sweep` runs")
+    p.add_argument("--stage1-from", help="--sweep-spec: the sweep folder whose finished stage-1 runs the chosen "
+                   "mae_wsp runs start from (spec key stage1_from), instead of training stage 1 again")
     p.add_argument("--grid", action="store_true", help="write a candidates CSV (--out) from a grid instead")
     p.add_argument("--spec", help="sweep spec: the grid's base (--grid) and the written spec's settings")
     p.add_argument("--models", help="--grid: models, comma-separated (default: the spec's)")
@@ -154,7 +156,7 @@ def _advise(args: argparse.Namespace) -> int:
     if args.sweep_spec:
         from scaling.advise.candidates import write_sweep_specs
 
-        specs = write_sweep_specs(advice["chosen"], args.sweep_spec, args.spec)
+        specs = write_sweep_specs(advice["chosen"], args.sweep_spec, args.spec, args.stage1_from)
         advice["sweep_specs"] = [str(s) for s in specs]
     write_fit(advice, args.out)
     print(format_advice(advice))

@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
 from scaling.demo.stats import plural
 from scaling.demo.sweep_report import METRIC, METRIC_NAME, read_csv
 
@@ -40,18 +38,8 @@ def advise_argvs(out: Path, sweep_samples: list[int]) -> tuple[list[str], list[s
     advise = [str(results), "--law", "power", "--x", "total_flops", "--y", METRIC, "--y-kind", "accuracy",
               "--where", f"recipe={RECIPE}", "--decision", f"predict@total_flops={decision_compute(results):.4g}",
               "--candidates", str(out / CANDIDATES), "--k", str(PICKS), "--out", str(out / ADVICE),
-              "--sweep-spec", str(out / NEXT_SPEC), "--spec", str(spec)]
+              "--sweep-spec", str(out / NEXT_SPEC), "--spec", str(spec), "--stage1-from", str(out / "sweep")]
     return grid, advise
-
-
-def run_dir(out: Path, specs: list[str], chosen: dict) -> Path:
-    """Where `scaling sweep SPEC --out OUT/<spec name>` puts a chosen run: the spec whose product holds it."""
-    for spec in specs:
-        data = yaml.safe_load(Path(spec).read_text()) or {}
-        if (chosen["model"] in data.get("models", []) and int(float(chosen["samples"])) in data.get("samples", [])
-                and chosen["recipe"] in data.get("recipes", [])):
-            return out / Path(spec).stem / "runs" / chosen["run"]
-    return out / Path(specs[0]).stem / "runs" / chosen["run"] if specs else Path(chosen["run"])
 
 
 def _acc(err_lo: float, err_hi: float) -> str:
@@ -85,16 +73,15 @@ def next_lines(out: Path) -> list[str]:
         lines.append(f"| {i} | {c['run']} | {c['model']} | {int(float(c['samples'])):,} | {float(c['flops']):.3g} | "
                      f"{_acc(c['lo'], c['hi'])} | {worth} |")
     stop = a["stop"]
-    how = ("(a sweep folder of their own; a from-MAE run brings its stage-1 run along), then fit again with the "
-           "sweep's runs:")
+    how = ("(a sweep folder of their own, whose from-MAE runs start from the sweep's stage-1 runs: the spec's "
+           "`stage1_from`), then collect them with the sweep's runs and fit again:")
     lines += ["", f"**Verdict** ({stop['verdict']}): {stop['reason'].rstrip('.')}.", "",
               f"To train them anyway {how}" if stop["verdict"] == "stop" else f"To train them {how}", "", "```bash"]
     for spec in a.get("sweep_specs", []):
         folder = out / Path(spec).stem
         lines.append(f"scaling sweep {spec} --out {folder} && scaling sweep run {folder} --jobs 2")
-    # The chosen runs' own folders: a new sweep folder's stage-1 run has the name of the sweep's own.
-    run_dirs = " ".join(str(run_dir(out, a.get("sweep_specs", []), c)) for c in a["chosen"])
-    lines += [f"scaling results collect {out / 'sweep'} {run_dirs} --out {out / 'next_results.csv'}", "```", "",
+    folders = " ".join(str(out / Path(s).stem) for s in a.get("sweep_specs", []))
+    lines += [f"scaling results collect {out / 'sweep'} {folders} --out {out / 'next_results.csv'}", "```", "",
               f"Advice: `{ADVICE}` (every candidate's score in `ranked`); the commands that made it: "
               "`logs/sweep_advise.log`."]
     return lines

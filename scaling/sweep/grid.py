@@ -68,6 +68,8 @@ def _num_classes(cfg) -> int:
 class _Builder:
     def __init__(self, spec: SweepSpec, out: Path) -> None:
         self.spec, self.out = spec, out.resolve()
+        # where stage-1 runs live: this sweep's folder, or the finished runs of another (spec.stage1_from)
+        self.stage1_root = Path(spec.stage1_from).expanduser().resolve() if spec.stage1_from else self.out
 
     def config(self, stage: str, model: str, name: str, samples: int, seed: int, init_from: str = ""):
         from scaling.engine.config import load_config
@@ -103,7 +105,7 @@ class _Builder:
     def run(self, stage: str, model: str, recipe: str, seed: int, samples: int, label: str,
             stage1: Run | None = None, prefix: str = "") -> Run:
         name = f"{prefix or recipe}-{model}-{label}-seed{seed}"
-        init_from = str(self.out / "runs" / stage1.name) if stage1 else ""
+        init_from = str(self.stage1_root / "runs" / stage1.name) if stage1 else ""
         probe = self.config(stage, model, name, max(samples, 1), seed, init_from)
         batch = self.global_batch(probe, name)
         steps = round(samples / batch)
@@ -115,8 +117,9 @@ class _Builder:
         flops = self.per_sample(cfg) * samples
         total = flops + (stage1.total_flops if stage1 else 0.0)
         params = encoder_params(get_spec(model, **cfg.model.spec_overrides()))  # as summary.json counts them
+        depends_on = stage1.name if stage1 and self.stage1_root == self.out else ""  # another folder's: finished
         return Run(name, stage, model, recipe, seed, samples, params, flops, total,
-                   self.gpu_hours(cfg, samples), stage1.name if stage1 else "", cfg)
+                   self.gpu_hours(cfg, samples), depends_on, cfg)
 
 
 def _label(n: float, prefix: str) -> str:
@@ -135,7 +138,10 @@ def expand(spec: SweepSpec, out: Path) -> list[Run]:
             if "mae_wsp" in spec.recipes:
                 stage1 = b.run("mae", model, "mae", seed, spec.stage1_samples, _label(spec.stage1_samples, "n"),
                                prefix="mae1")  # the stage 1 that this model's mae_wsp runs share
-                runs.append(stage1)
+                if spec.stage1_from:
+                    _check_finished(b.stage1_root, stage1.name)
+                else:
+                    runs.append(stage1)
             for budget in spec.samples or spec.flops:
                 for recipe in spec.recipes:
                     stage = "mae" if recipe == "mae" else "wsp"
@@ -145,6 +151,12 @@ def expand(spec: SweepSpec, out: Path) -> list[Run]:
                         continue
                     runs.append(_isoflop_run(b, stage, model, recipe, seed, float(budget), parent))
     return runs
+
+
+def _check_finished(root: Path, name: str) -> None:
+    if not (root / "runs" / name / "summary.json").is_file():
+        raise ConfigError(f"stage1_from: {root} has no finished stage-1 run {name} (runs/{name}/summary.json); "
+                          "finish it there first, or drop stage1_from to train one in this sweep.")
 
 
 def _isoflop_run(b: _Builder, stage: str, model: str, recipe: str, seed: int, budget: float,

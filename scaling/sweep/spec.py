@@ -69,6 +69,10 @@ class SweepSpec:
     samples: list[int] = field(default_factory=list)  # samples seen by each stage-2 (or single-stage) run
     flops: list[float] = field(default_factory=list)  # isoFLOP budgets (total FLOPs, stage 1 included) instead
     stage1_samples: int = 0  # MAE samples of the stage-1 run that mae_wsp runs of a model share
+    # A sweep folder whose finished stage-1 runs (same model, stage1_samples, seed) the mae_wsp runs start from,
+    # instead of training their own: more stage-2 runs for a sweep (e.g. `scaling advise --sweep-spec`) without
+    # paying for stage 1 again. Its compute still counts in each run's total_flops.
+    stage1_from: str = ""
     seeds: list[int] = field(default_factory=lambda: [0])
     gpu: str = "h100"  # for the GPU-hours column (scaling plan's numbers)
     gpus: int = 8  # per run: ranks of the job (local: on this machine)
@@ -95,6 +99,9 @@ class SweepSpec:
         if "mae_wsp" in self.recipes and self.stage1_samples <= 0:
             raise ValueError("recipe mae_wsp needs its stage 1: set stage1_samples: N (the MAE samples of the "
                              "stage-1 run each model's mae_wsp runs start from), or drop mae_wsp from recipes.")
+        if self.stage1_from and "mae_wsp" not in self.recipes:
+            raise ValueError("stage1_from: only mae_wsp runs start from a stage-1 run; add mae_wsp to recipes or "
+                             "drop stage1_from.")
         stray = sorted(set(self.model_overrides) - set(self.models))
         if stray:
             raise ValueError(f"model_overrides: {stray[0]!r} is not in models; add it there or remove its overrides.")

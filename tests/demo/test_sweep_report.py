@@ -112,14 +112,18 @@ def test_the_report_ends_with_advise_picks_and_the_command_to_run_them(tmp_path)
         assert sweep_main([spec, "--out", str(tmp_path / "next" / spec.rsplit("/", 1)[-1])]) == 0
     written = [r["run"] for s in specs for r in read_csv(tmp_path / "next" / s.rsplit("/", 1)[-1] / "sweep.csv")]
     assert {c["run"] for c in chosen} <= set(written)
-    # The collect command names each chosen run's folder where `scaling sweep` puts it (not the new folders
-    # whole: their stage-1 run has the sweep's own run's name, which collect refuses).
+    # The new folders train no stage 1: their mae_wsp runs start from the sweep's own (stage1_from), so the
+    # collect command can take the folders whole (a stage-1 run of the same name in both was refused).
     collect = next(ln for ln in section.splitlines() if ln.startswith("scaling results collect"))
     for s in specs:
-        name = s.rsplit("/", 1)[-1].removesuffix(".yaml")
-        for r in read_csv(tmp_path / "next" / s.rsplit("/", 1)[-1] / "sweep.csv"):
-            if r["run"] in {c["run"] for c in chosen}:
-                assert f" {out / name / r['run_dir']} " in collect
-
+        folder_name = s.rsplit("/", 1)[-1]
+        rows = read_csv(tmp_path / "next" / folder_name / "sweep.csv")
+        assert rows and all(r["stage"] == "wsp" and r["depends_on"] == "" for r in rows)
+        assert f" {out / folder_name.removesuffix('.yaml')} " in collect
+        stage1_samples = demo_settings(False, None, 1).sweep_stage1_samples
+        for r in rows:
+            config = (tmp_path / "next" / folder_name / "configs" / f"{r['run']}.yaml").read_text()
+            stage1 = folder / "runs" / f"mae1-{r['model']}-n{stage1_samples}-seed0"
+            assert f"init_from: {stage1}" in config, config
     (out / FAILED).write_text("every candidate is already in the results\n")
     assert "could not advise on this sweep: every candidate is already" in next_lines(out)[0]

@@ -223,3 +223,26 @@ def test_sweep_run_refuses_a_slurm_sweep(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "slurm sweep" in err and "submit.sh" in err
     assert not list((out / "logs").iterdir())  # nothing ran
+
+
+def test_stage1_from_reuses_another_folders_finished_stage1(tmp_path, capsys):
+    """More mae_wsp runs for a sweep whose stage 1 is done: no stage-1 run is written, the runs start from the
+    other folder's run (no job dependency: it is finished) and their total FLOPs still count it. A stage-1 run
+    that is not finished there is refused in one line, before anything is written."""
+    first = tmp_path / "first"
+    assert main([str(write_spec(tmp_path / "a.yaml", models=["vit_nano_patch4"], samples=[256])),
+                 "--out", str(first)]) == 0
+    stage1 = next(r for r in _rows(first) if r["stage"] == "mae")
+    spec = write_spec(tmp_path / "b.yaml", models=["vit_nano_patch4"], samples=[1024], recipes=["mae_wsp"],
+                      stage1_from=str(first))
+    assert main([str(spec), "--out", str(tmp_path / "more")]) == 2
+    assert "no finished stage-1 run" in capsys.readouterr().err and not (tmp_path / "more").exists()
+
+    (first / stage1["run_dir"]).mkdir(parents=True)
+    (first / stage1["run_dir"] / "summary.json").write_text(json.dumps({"run": stage1["run"]}))  # finished there
+    assert main([str(spec), "--out", str(tmp_path / "more")]) == 0
+    rows = _rows(tmp_path / "more")
+    assert [(r["stage"], r["depends_on"]) for r in rows] == [("wsp", "")]
+    config = yaml.safe_load((tmp_path / "more" / "configs" / f"{rows[0]['run']}.yaml").read_text())
+    assert config["init_from"] == str(first / stage1["run_dir"])
+    assert float(rows[0]["total_flops"]) == pytest.approx(float(rows[0]["flops"]) + float(stage1["flops"]), rel=1e-5)
