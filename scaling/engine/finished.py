@@ -18,17 +18,29 @@ from scaling.engine.checkpoint import complete_checkpoints, read_marker
 from scaling.engine.config_diff import check_resume_config
 
 
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """A run dir's summary.json as a dict; None where it is missing, unreadable or not an object."""
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def finished(summary: dict[str, Any] | None) -> bool:
+    """A run that trained every step: not preempted, not cancelled (a cut run also leaves a summary.json). The
+    one test of "done" for the trainer, `sweep status`, `sweep submit` and a sweep's stage1_from."""
+    return summary is not None and summary.get("preempted") is False
+
+
 def complete_summary(cfg, world_size: int) -> dict[str, Any] | None:
     """summary.json of `cfg.run_dir` when the run there finished every step `cfg` asks for and its newest
     complete checkpoint is that final step; None when there is something to train (or resume is not auto)."""
     if cfg.resume != "auto" or cfg.overwrite:
         return None
     run_dir = Path(cfg.run_dir)
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(summary, dict) or summary.get("preempted") is not False:
+    summary = read_summary(run_dir)
+    if not finished(summary):
         return None  # no summary, or a cut run (preempted, cancelled): it continues
     tags = complete_checkpoints(run_dir)
     if not tags:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling.config import ConfigError
+from scaling.engine.finished import finished, read_summary
 from scaling.flops import encoder_params, stage_flops
 from scaling.models.registry import get_spec
 from scaling.sweep.spec import SweepSpec
@@ -154,7 +155,8 @@ def expand(spec: SweepSpec, out: Path) -> list[Run]:
 
 
 def _check_finished(root: Path, name: str) -> None:
-    if not (root / "runs" / name / "summary.json").is_file():
+    # finished as the trainer and `sweep status` judge it: a preempted run also leaves a summary.json
+    if not finished(read_summary(root / "runs" / name)):
         raise ConfigError(f"stage1_from: {root} has no finished stage-1 run {name} (runs/{name}/summary.json); "
                           "finish it there first, or drop stage1_from to train one in this sweep.")
 

@@ -12,13 +12,12 @@ writes "STATUS JOBID" to logs/RUN.exit when its step ends, and an exit file of a
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaling.engine.finished import last_records
+from scaling.engine.finished import finished, last_records, read_summary
 from scaling.sweep.slurm import FAILED, NEVER_STARTS, Job, SchedulerError, Slurm
 from scaling.sweep.write import SPEC_FILE, read_runs
 
@@ -38,19 +37,6 @@ def jobs_file(out: Path, name: str) -> Path:
 def recorded_jobs(out: Path, name: str) -> list[str]:
     path = jobs_file(out, name)
     return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()] if path.is_file() else []
-
-
-def read_summary(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if isinstance(summary, dict) else None
-
-
-def finished(summary: dict[str, Any] | None) -> bool:
-    """A run that trained every step (the same test as `results collect`): not preempted, not cancelled."""
-    return summary is not None and summary.get("preempted") is False
 
 
 def first_error(log: Path | None) -> str:

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scaling.config import ConfigError
+from scaling.engine.finished import finished, read_summary
 from scaling.sweep.slurm import NEVER_STARTS, Job, SchedulerError, Slurm
-from scaling.sweep.status import finished, jobs_file, read_summary, recorded_jobs
+from scaling.sweep.status import jobs_file, recorded_jobs
 from scaling.sweep.write import read_runs
 
 

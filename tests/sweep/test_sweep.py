@@ -239,7 +239,11 @@ def test_stage1_from_reuses_another_folders_finished_stage1(tmp_path, capsys):
     assert "no finished stage-1 run" in capsys.readouterr().err and not (tmp_path / "more").exists()
 
     (first / stage1["run_dir"]).mkdir(parents=True)
-    (first / stage1["run_dir"] / "summary.json").write_text(json.dumps({"run": stage1["run"]}))  # finished there
+    summary = first / stage1["run_dir"] / "summary.json"
+    summary.write_text(json.dumps({"run": stage1["run"], "preempted": True}))  # cut short: not a stage 1 to use
+    assert main([str(spec), "--out", str(tmp_path / "more")]) == 2
+    assert "no finished stage-1 run" in capsys.readouterr().err and not (tmp_path / "more").exists()
+    summary.write_text(json.dumps({"run": stage1["run"], "preempted": False}))  # finished there
     assert main([str(spec), "--out", str(tmp_path / "more")]) == 0
     rows = _rows(tmp_path / "more")
     assert [(r["stage"], r["depends_on"]) for r in rows] == [("wsp", "")]
