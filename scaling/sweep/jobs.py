@@ -35,7 +35,7 @@ def slurm_job(spec: SweepSpec, run: Run, out: Path) -> str:
     cpus = s.cpus_per_task or per_node * (run.config.data.workers + 1)  # a core per rank and per data worker
     lines = ["#!/usr/bin/env bash", f"# {run.name}: {run.recipe} {run.model}, {run.samples} samples, seed {run.seed} "
              f"(sweep {spec.name}; made by `scaling sweep`, from jobs/slurm_train.sh)",
-             f"#SBATCH --job-name={job_name(spec, run.name)}", f"#SBATCH --nodes={nodes}",
+             f"#SBATCH --job-name={job_name(spec.name, run.name)}", f"#SBATCH --nodes={nodes}",
              "#SBATCH --ntasks-per-node=1"]
     lines += [f"#SBATCH --gpus-per-node={per_node}"] * bool(s.gpus_per_node)
     lines += [f"#SBATCH --cpus-per-task={cpus}", f"#SBATCH --time={s.time}",
@@ -50,8 +50,9 @@ def slurm_job(spec: SweepSpec, run: Run, out: Path) -> str:
     return "\n".join(lines) + "\n" + _template_body()
 
 
-def job_name(spec: SweepSpec, run_name: str) -> str:
-    return f"{spec.name}-{run_name}"
+def job_name(sweep: str, run_name: str) -> str:
+    """A run's Slurm job name: the sweep's name, then the run's (submit finds unrecorded jobs by it)."""
+    return f"{sweep}-{run_name}"
 
 
 def local_job(spec: SweepSpec, run: Run, out: Path) -> str:

@@ -35,6 +35,13 @@ class Job:
     def alive(self) -> bool:
         return self.state in ALIVE
 
+    @property
+    def requeued(self) -> bool:
+        """Stopped and requeued: Slurm holds it (Reason=BeginTime, ~2-3 minutes; RestartCnt > 0 before the reason
+        is set) until it starts again."""
+        return self.state.startswith("REQUEUE") or (self.state == "PENDING" and (self.reason == "BeginTime" or
+                                                                                 self.restarts > 0))
+
 
 def _first_line(text: str) -> str:
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), "(no message)")

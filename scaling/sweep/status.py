@@ -19,7 +19,7 @@ from typing import Any
 
 from scaling.engine.finished import finished, last_records, read_summary
 from scaling.sweep.slurm import FAILED, NEVER_STARTS, Job, SchedulerError, Slurm
-from scaling.sweep.write import SPEC_FILE, read_runs
+from scaling.sweep.write import read_runs, read_spec
 
 STATES = ("done", "running", "queued", "requeued", "blocked", "cancelled", "failed", "new")
 # slurmstepd's line in a job's log when the job is cancelled or hits its time limit
@@ -121,8 +121,7 @@ def classify(f: RunFacts, job: Job | None) -> tuple[str, str]:
         if job.state == "PENDING" and job.reason == NEVER_STARTS:
             return "blocked", f"{jid} waits on stage 1 {f.parent or '?'}, which did not finish: it will never " \
                               "start; run submit.sh again (it resubmits both)"
-        if job.state.startswith("REQUEUE") or (job.state == "PENDING" and (job.reason == "BeginTime" or
-                                                                          job.restarts > 0)):
+        if job.requeued:
             return "requeued", f"{jid}, stopped{_progress(f)}; Slurm holds a requeued job ~2-3 minutes, then it " \
                                "resumes from its checkpoint"
         if job.state == "PENDING":
@@ -153,11 +152,7 @@ def classify(f: RunFacts, job: Job | None) -> tuple[str, str]:
 
 
 def _scheduler(out: Path) -> str:
-    import yaml
-
-    spec_path = out / SPEC_FILE
-    spec = (yaml.safe_load(spec_path.read_text()) or {}) if spec_path.is_file() else {}
-    return str(spec.get("scheduler", "slurm"))
+    return str(read_spec(out).get("scheduler", "slurm"))
 
 
 def run_state(out: Path, row: dict[str, str]) -> tuple[str, str]:

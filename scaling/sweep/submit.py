@@ -22,9 +22,10 @@ from pathlib import Path
 
 from scaling.config import ConfigError
 from scaling.engine.finished import finished, read_summary
+from scaling.sweep.jobs import job_name
 from scaling.sweep.slurm import NEVER_STARTS, Job, SchedulerError, Slurm
 from scaling.sweep.status import jobs_file, recorded_jobs
-from scaling.sweep.write import read_runs
+from scaling.sweep.write import read_runs, read_spec
 
 
 @dataclass
@@ -64,7 +65,7 @@ def submit_sweep(out: Path, slurm: Slurm, say=print) -> Plan:
     """Bring the sweep in `out` to: every run done or with one live job, dependants after their stage 1's job."""
     out = out.resolve()
     rows = read_runs(out)
-    prefix = _sweep_name(out)
+    sweep = str(read_spec(out).get("name", "sweep"))
     plan = Plan()
     with _lock(out):
         queue = slurm.queue()
@@ -74,7 +75,7 @@ def submit_sweep(out: Path, slurm: Slurm, say=print) -> Plan:
             if finished(read_summary(out / row["run_dir"])):
                 plan.done.append(name)
                 continue
-            job = _current_job(out, name, f"{prefix}-{name}", queue)
+            job = _current_job(out, name, job_name(sweep, name), queue)
             replaced_parent = parent in plan.submitted
             if job is not None and not replaced_parent and job.reason != NEVER_STARTS:
                 plan.kept[name] = current[name] = job.id
@@ -99,16 +100,7 @@ def submit_sweep(out: Path, slurm: Slurm, say=print) -> Plan:
 
 
 def _said(job: Job) -> str:
-    if job.state == "PENDING" and (job.reason == "BeginTime" or job.restarts > 0):
-        return "requeued"
-    return job.state.lower()
-
-
-def _sweep_name(out: Path) -> str:
-    import yaml
-
-    spec = yaml.safe_load((out / "sweep.yaml").read_text()) or {}
-    return str(spec.get("name", "sweep"))
+    return "requeued" if job.state == "PENDING" and job.requeued else job.state.lower()  # REQUEUE_HOLD: as is
 
 
 class _lock:

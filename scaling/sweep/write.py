@@ -36,6 +36,12 @@ def _write(path: Path, text: str, mode: int = 0o644) -> bool:
     return True
 
 
+def read_spec(out: Path) -> dict:
+    """The sweep folder's sweep.yaml as written (a dict; {} when there is none)."""
+    path = out / SPEC_FILE
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+
 def spec_text(spec: SweepSpec) -> str:
     return "# The spec this sweep was made from (scaling sweep), resolved.\n" + yaml.safe_dump(to_dict(spec),
                                                                                                sort_keys=False)
